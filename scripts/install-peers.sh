@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests run against, at pinned versions.
+# Idempotent: what is already installed is left alone. Run by `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: XenAPI.py (python3-os-xenapi), qemu-img (qemu-utils),
+# headless Chromium for the docs page test.
+APT_PKGS=(python3-os-xenapi qemu-utils chromium)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-peers: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages, into the project-local .peers folder (never global).
+NPM_PKGS=(xen-api@4.7.6)
+mkdir -p .peers
+want="${NPM_PKGS[*]}"
+if [ "$(cat .peers/.installed 2>/dev/null)" != "$want" ]; then
+  echo "install-peers: npm install ${want}"
+  [ -f .peers/package.json ] || echo '{"private":true}' > .peers/package.json
+  npm install --prefix .peers --no-audit --no-fund --loglevel=error "${NPM_PKGS[@]}"
+  echo "$want" > .peers/.installed
+fi
