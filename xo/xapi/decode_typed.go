@@ -1,0 +1,358 @@
+package xapi
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Typed decoding: XML-RPC values straight into Go values, with the
+// conversions XAPI's encoding needs (ints arrive as untyped decimal strings,
+// enums and refs as untyped strings, absent values as "").
+//
+// Target kinds and what they accept:
+//   - string kinds (string, Ref, …): any scalar, as its text; <boolean> as
+//     "true"/"false"; <nil/> as "".
+//   - int kinds: untyped, <string> or <int> decimal text.
+//   - float kinds: <double>, untyped, <string> or <int> text.
+//   - bool: <boolean>, or untyped/<string> text accepted by strconv.ParseBool.
+//   - time.Time: <dateTime.iso8601>, untyped or <string> text (see parseTime).
+//   - slices: <array>; maps with string or int keys: <struct>; structs:
+//     <struct>, matched by the `xapi:"name"` field tag (else the field name),
+//     unknown members skipped; pointers are allocated; interfaces get the
+//     `any` decoding.
+//   - <nil/> and the empty value "" give the zero value for every kind
+//     except string kinds ("" is their zero value anyway).
+
+var (
+	timeType = reflect.TypeOf(time.Time{})
+)
+
+// structInfo maps wire member names to field indexes of a struct type.
+type structInfo struct {
+	fields map[string]int
+}
+
+func (d *decoder) structInfo(t reflect.Type) *structInfo {
+	if si, ok := d.types[t]; ok {
+		return si
+	}
+	si := &structInfo{fields: make(map[string]int, t.NumField())}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Tag.Get("xapi")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		si.fields[name] = i
+	}
+	if d.types == nil {
+		d.types = make(map[reflect.Type]*structInfo)
+	}
+	d.types[t] = si
+	return si
+}
+
+// into decodes the value whose <value> open tag was just read into v.
+func (d *decoder) into(v reflect.Value) error {
+	kind, txt, empty, err := d.value()
+	if err != nil {
+		return err
+	}
+	return d.intoOf(v, kind, txt, empty)
+}
+
+// typeError reports a value of the wrong XML-RPC type for the target.
+func (d *decoder) typeError(kind int, t reflect.Type) error {
+	names := [...]string{"untyped string", "string", "base64", "int", "double", "boolean", "dateTime", "nil", "struct", "array"}
+	return d.s.errSyntax("cannot decode %s into %s", names[kind], t)
+}
+
+// intoOf finishes decoding a value whose kind was read by value into v.
+func (d *decoder) intoOf(v reflect.Value, kind int, txt []byte, empty bool) error {
+	t := v.Type()
+	if kind == kNil || (kind == kUntyped || kind == kString) && len(txt) == 0 && t.Kind() != reflect.Interface {
+		v.SetZero()
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		if t.NumMethod() != 0 {
+			return d.typeError(kind, t)
+		}
+		x, err := d.anyOf(kind, txt, empty)
+		if err != nil {
+			return err
+		}
+		if x == nil {
+			v.SetZero()
+		} else {
+			v.Set(reflect.ValueOf(x))
+		}
+		return nil
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return d.intoOf(v.Elem(), kind, txt, empty)
+	case reflect.String:
+		switch kind {
+		case kStruct, kArray:
+			return d.typeError(kind, t)
+		case kBool:
+			b, err := strconv.ParseBool(string(txt))
+			if err != nil {
+				return d.s.errSyntax("bad boolean %q", txt)
+			}
+			v.SetString(strconv.FormatBool(b))
+		default:
+			v.SetString(d.str(txt))
+		}
+		return nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if kind != kUntyped && kind != kString && kind != kInt {
+			return d.typeError(kind, t)
+		}
+		n, err := strconv.ParseInt(string(txt), 10, t.Bits())
+		if err != nil {
+			return d.s.errSyntax("bad int %q", txt)
+		}
+		v.SetInt(n)
+		return nil
+	case reflect.Float32, reflect.Float64:
+		if kind != kUntyped && kind != kString && kind != kInt && kind != kDouble {
+			return d.typeError(kind, t)
+		}
+		f, err := strconv.ParseFloat(string(txt), t.Bits())
+		if err != nil {
+			return d.s.errSyntax("bad double %q", txt)
+		}
+		v.SetFloat(f)
+		return nil
+	case reflect.Bool:
+		if kind != kUntyped && kind != kString && kind != kBool {
+			return d.typeError(kind, t)
+		}
+		b, err := strconv.ParseBool(string(txt))
+		if err != nil {
+			return d.s.errSyntax("bad boolean %q", txt)
+		}
+		v.SetBool(b)
+		return nil
+	case reflect.Struct:
+		if t == timeType {
+			if kind != kUntyped && kind != kString && kind != kDate {
+				return d.typeError(kind, t)
+			}
+			tm, err := parseTime(txt)
+			if err != nil {
+				return d.s.errSyntax("%v", err)
+			}
+			v.Set(reflect.ValueOf(tm))
+			return nil
+		}
+		if kind != kStruct {
+			return d.typeError(kind, t)
+		}
+		v.SetZero()
+		if !empty {
+			if err := d.structInto(v); err != nil {
+				return err
+			}
+		}
+		return d.endValue()
+	case reflect.Map:
+		if kind != kStruct {
+			return d.typeError(kind, t)
+		}
+		if t.Key().Kind() != reflect.String && !isIntKind(t.Key().Kind()) {
+			return d.typeError(kind, t)
+		}
+		v.Set(reflect.MakeMap(t))
+		if !empty {
+			if err := d.mapInto(v); err != nil {
+				return err
+			}
+		}
+		return d.endValue()
+	case reflect.Slice:
+		if kind != kArray {
+			return d.typeError(kind, t)
+		}
+		if !empty {
+			if err := d.sliceInto(v); err != nil {
+				return err
+			}
+		} else {
+			v.Set(reflect.MakeSlice(t, 0, 0))
+		}
+		return d.endValue()
+	}
+	return d.typeError(kind, t)
+}
+
+func isIntKind(k reflect.Kind) bool {
+	return k >= reflect.Int && k <= reflect.Int64
+}
+
+// memberInto decodes a member's value into v; a self-closed <value/> is "".
+func (d *decoder) memberInto(v reflect.Value) error {
+	empty, err := d.memberValue()
+	if err != nil {
+		return err
+	}
+	if empty {
+		return d.intoOf(v, kUntyped, nil, false)
+	}
+	return d.into(v)
+}
+
+// skipMember decodes and drops a member's value.
+func (d *decoder) skipMember() error {
+	empty, err := d.memberValue()
+	if err != nil || empty {
+		return err
+	}
+	_, err = d.any()
+	return err
+}
+
+func (d *decoder) structInto(v reflect.Value) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer func() { d.depth-- }()
+	si := d.structInfo(v.Type())
+	for {
+		name, ok, err := d.member()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		if i, known := si.fields[name]; known {
+			if err := d.memberInto(v.Field(i)); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		} else if err := d.skipMember(); err != nil {
+			return err
+		}
+		if err := d.endMember(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *decoder) mapInto(m reflect.Value) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer func() { d.depth-- }()
+	t := m.Type()
+	// fast paths for the common map types
+	switch mm := m.Interface().(type) {
+	case map[string]any:
+		for {
+			name, ok, err := d.member()
+			if err != nil || !ok {
+				return err
+			}
+			empty, err := d.memberValue()
+			if err != nil {
+				return err
+			}
+			var x any = ""
+			if !empty {
+				if x, err = d.any(); err != nil {
+					return err
+				}
+			}
+			mm[name] = x
+			if err := d.endMember(); err != nil {
+				return err
+			}
+		}
+	case map[string]string:
+		var s string
+		sv := reflect.ValueOf(&s).Elem()
+		for {
+			name, ok, err := d.member()
+			if err != nil || !ok {
+				return err
+			}
+			if err := d.memberInto(sv); err != nil {
+				return err
+			}
+			mm[name] = s
+			if err := d.endMember(); err != nil {
+				return err
+			}
+		}
+	}
+	key := reflect.New(t.Key()).Elem()
+	for {
+		name, ok, err := d.member()
+		if err != nil || !ok {
+			return err
+		}
+		if key.Kind() == reflect.String {
+			key.SetString(name)
+		} else {
+			n, err := strconv.ParseInt(strings.TrimSpace(name), 10, t.Key().Bits())
+			if err != nil {
+				return d.s.errSyntax("bad int map key %q", name)
+			}
+			key.SetInt(n)
+		}
+		elem := reflect.New(t.Elem()).Elem()
+		if err := d.memberInto(elem); err != nil {
+			return err
+		}
+		m.SetMapIndex(key, elem)
+		if err := d.endMember(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *decoder) sliceInto(v reflect.Value) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer func() { d.depth-- }()
+	t := v.Type()
+	s := reflect.MakeSlice(t, 0, 4)
+	inData := false
+	for {
+		ok, empty, err := d.arrayElem(&inData)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			v.Set(s)
+			return nil
+		}
+		if s.Len() == s.Cap() {
+			s = reflect.AppendSlice(s, reflect.MakeSlice(t, s.Len()+1, s.Len()+1)).Slice(0, s.Len())
+		}
+		s = s.Slice(0, s.Len()+1)
+		elem := s.Index(s.Len() - 1)
+		if empty {
+			err = d.intoOf(elem, kUntyped, nil, false)
+		} else {
+			err = d.into(elem)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
