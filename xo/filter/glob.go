@@ -1,0 +1,134 @@
+package filter
+
+import (
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// globMatcher implements complex-matcher's glob: the pattern split on "*",
+// each part escaped, joined with ".*" and compiled with the i flag, not
+// anchored. Since JavaScript's "." does not match line terminators, a match
+// lies within one line; within a line, finding each part leftmost after the
+// previous one is enough to decide.
+type globMatcher struct {
+	lower []string       // non-empty parts, ASCII-lowered (fast path)
+	canon []string       // non-empty parts, jsCanonicalize-d (general path)
+	ascii bool           // every part is ASCII
+	re    *regexp.Regexp // used instead when a part holds a line terminator
+}
+
+func newGlobMatcher(pattern string) globMatcher {
+	var g globMatcher
+	g.ascii = isASCII(pattern)
+	for _, p := range strings.Split(pattern, "*") {
+		if p == "" {
+			continue
+		}
+		if strings.ContainsFunc(p, isLineTerminator) {
+			g.re = globRegexp(pattern)
+		}
+		g.lower = append(g.lower, strings.ToLower(p))
+		g.canon = append(g.canon, canonicalizeString(p))
+	}
+	return g
+}
+
+// globRegexp compiles the glob as complex-matcher does, for the patterns the
+// line-by-line search cannot handle. Case folding is then RE2's.
+func globRegexp(pattern string) *regexp.Regexp {
+	parts := strings.Split(pattern, "*")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile("(?i)" + strings.Join(parts, `[^\n\r\x{2028}\x{2029}]*`))
+}
+
+func isLineTerminator(r rune) bool {
+	return r == '\n' || r == '\r' || r == 0x2028 || r == 0x2029
+}
+
+func canonicalizeString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		b.WriteRune(jsCanonicalize(r))
+	}
+	return b.String()
+}
+
+func (g *globMatcher) match(s string) bool {
+	if g.re != nil {
+		return g.re.MatchString(s)
+	}
+	if len(g.lower) == 0 {
+		return true // only stars: ".*" matches the empty string
+	}
+	if g.ascii && isASCII(s) {
+		return matchLines(s, g.lower, indexFoldASCII)
+	}
+	return matchLines(canonicalizeString(s), g.canon, strings.Index)
+}
+
+// matchLines reports whether the parts occur in order within one line of s.
+func matchLines(s string, parts []string, index func(s, sub string) int) bool {
+	for len(s) > 0 {
+		line := s
+		end := strings.IndexFunc(s, isLineTerminator)
+		if end >= 0 {
+			line = s[:end]
+			_, size := utf8.DecodeRuneInString(s[end:])
+			s = s[end+size:]
+		} else {
+			s = ""
+		}
+		if matchParts(line, parts, index) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchParts(line string, parts []string, index func(s, sub string) int) bool {
+	for _, p := range parts {
+		i := index(line, p)
+		if i < 0 {
+			return false
+		}
+		line = line[i+len(p):]
+	}
+	return true
+}
+
+// indexFoldASCII is strings.Index ignoring ASCII case; s is ASCII and sub is
+// ASCII lower case.
+func indexFoldASCII(s, sub string) int {
+	if len(sub) == 0 {
+		return 0
+	}
+	first := sub[0]
+	firstUpper := first
+	if 'a' <= first && first <= 'z' {
+		firstUpper -= 'a' - 'A'
+	}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		c := s[i]
+		if c != first && c != firstUpper {
+			continue
+		}
+		j := 1
+		for ; j < len(sub); j++ {
+			d := s[i+j]
+			if 'A' <= d && d <= 'Z' {
+				d += 'a' - 'A'
+			}
+			if d != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return i
+		}
+	}
+	return -1
+}
