@@ -1,0 +1,120 @@
+package xapisim
+
+import "strings"
+
+// sessionClass is the registry class of sessions.
+const sessionClass = "session"
+
+// SessionValid reports whether ref is a live session.
+func (s *Simulator) SessionValid(ref string) bool {
+	if !strings.HasPrefix(ref, "OpaqueRef:") {
+		return false
+	}
+	ok := false
+	s.DB.Read(func(tx *Tx) {
+		_, ok = tx.GetClass(sessionClass, ref)
+	})
+	return ok
+}
+
+// Login creates a session for user as session.login_with_password does,
+// without checking a password, and returns its ref. Data-plane handlers
+// use it for HTTP Basic authentication.
+func (s *Simulator) Login(user, originator string) string {
+	host := s.MasterHost()
+	now := s.Now()
+	var ref string
+	_ = s.DB.Write(func(tx *Tx) error {
+		rec := NewRecord(sessionClass)
+		rec["this_host"] = host
+		rec["this_user"] = NullRef
+		rec["last_active"] = now
+		rec["validation_time"] = now
+		rec["is_local_superuser"] = true
+		rec["auth_user_name"] = user
+		rec["originator"] = originator
+		rec["pool"] = false
+		ref = tx.NewRef()
+		tx.CreateWithRef(sessionClass, ref, rec)
+		return nil
+	})
+	return ref
+}
+
+// Logout destroys session ref; it reports whether it existed.
+func (s *Simulator) Logout(ref string) bool {
+	found := false
+	_ = s.DB.Write(func(tx *Tx) error {
+		if _, ok := tx.GetClass(sessionClass, ref); ok {
+			tx.Delete(ref)
+			found = true
+		}
+		return nil
+	})
+	return found
+}
+
+// CheckPassword reports whether user and password are the simulator's
+// credentials.
+func (s *Simulator) CheckPassword(user, password string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return user == s.user && password == s.password
+}
+
+func (s *Simulator) registerSession() {
+	login := func(c *Call) (any, error) {
+		user, err := c.String(0)
+		if err != nil {
+			return nil, err
+		}
+		pwd, err := c.String(1)
+		if err != nil {
+			return nil, err
+		}
+		originator, err := c.String(3)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		master := s.master
+		s.mu.RUnlock()
+		if master != "" {
+			return nil, NewFault("HOST_IS_SLAVE", master)
+		}
+		if !s.CheckPassword(user, pwd) {
+			return nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+		}
+		return s.Login(user, originator), nil
+	}
+	s.Register("session.login_with_password", Method{Params: 4, Defaults: 2, NoSession: true, Handler: login})
+	s.Register("session.slave_local_login_with_password", Method{Params: 2, NoSession: true, Handler: login})
+	s.Register("session.logout", Method{Handler: func(c *Call) (any, error) {
+		s.Logout(c.Session)
+		return nil, nil
+	}})
+	s.Register("session.local_logout", Method{Handler: func(c *Call) (any, error) {
+		s.Logout(c.Session)
+		return nil, nil
+	}})
+	s.Register("session.change_password", Method{Params: 2, Handler: func(c *Call) (any, error) {
+		old, _ := c.String(0)
+		pwd, err := c.String(1)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if old != s.password {
+			return nil, NewFault("SESSION_AUTHENTICATION_FAILED", s.user, "Authentication failure")
+		}
+		s.password = pwd
+		return nil, nil
+	}})
+	s.Register("session.get_all_subject_identifiers", Method{Handler: func(c *Call) (any, error) {
+		return []string{}, nil
+	}})
+	s.Register("session.logout_subject_identifier", Method{Params: 1, Handler: func(c *Call) (any, error) {
+		return nil, nil
+	}})
+}
