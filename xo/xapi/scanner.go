@@ -28,6 +28,7 @@ type scanner struct {
 	text []byte
 	name [64]byte // current tag name (local part)
 	nlen int
+	cr   bool // text so far ended with a CR (see appendNewlines)
 }
 
 // tag kinds returned by scanner.tag.
@@ -273,6 +274,7 @@ func tagString(kind int, name string) string {
 // call on the scanner.
 func (s *scanner) readText() ([]byte, error) {
 	s.text = s.text[:0]
+	s.cr = false
 	for {
 		i := bytes.IndexByte(s.buf[s.pos:s.end], '<')
 		if i < 0 {
@@ -346,10 +348,17 @@ func (s *scanner) readCDATA() error {
 	}
 }
 
-// appendNewlines appends b to s.text with CRLF and CR turned into LF. A CR
-// at the very end of b is kept as LF; a following LF then duplicates it only
-// if it straddles a buffer refill, which XAPI's output never does.
+// appendNewlines appends b to s.text with CRLF and CR turned into LF. s.cr
+// remembers a CR at the end of the previous piece, so that a CRLF split by a
+// buffer refill still gives a single LF.
 func (s *scanner) appendNewlines(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if s.cr && b[0] == '\n' {
+		b = b[1:]
+	}
+	s.cr = false
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\r')
 		if i < 0 {
@@ -359,7 +368,9 @@ func (s *scanner) appendNewlines(b []byte) {
 		s.text = append(s.text, b[:i]...)
 		s.text = append(s.text, '\n')
 		b = b[i+1:]
-		if len(b) > 0 && b[0] == '\n' {
+		if len(b) == 0 {
+			s.cr = true
+		} else if b[0] == '\n' {
 			b = b[1:]
 		}
 	}
@@ -407,6 +418,7 @@ func (s *scanner) appendText(chunk []byte, final bool) error {
 			}
 			s.text = utf8.AppendRune(s.text, r)
 		}
+		s.cr = false
 		s.pos += semi + 1
 		chunk = chunk[semi+1:]
 	}
