@@ -92,9 +92,6 @@ func isCased(r rune) bool {
 	if unicode.ToUpper(r) != r || unicode.ToLower(r) != r || inFullUpperExpands(r) {
 		return true
 	}
-	if r < 0x1c80 || r > 0xa7dc {
-		return false
-	}
 	_, lo := newerLower(r)
 	_, up := newerUpper(r)
 	return lo || up
@@ -155,10 +152,8 @@ func jsLowerRune(r rune) rune {
 	if l := unicode.ToLower(r); l != r {
 		return l
 	}
-	if r >= 0x1c80 && r <= 0xa7dc {
-		if l, ok := newerLower(r); ok {
-			return l
-		}
+	if l, ok := newerLower(r); ok {
+		return l
 	}
 	return r
 }
@@ -248,7 +243,7 @@ func jsCanonicalize(r rune) rune {
 		return r
 	}
 	u := unicode.ToUpper(r)
-	if u == r && r >= 0x1c80 && r <= 0xa7dc {
+	if u == r {
 		u, _ = newerUpper(r)
 	}
 	if u < utf8.RuneSelf {
