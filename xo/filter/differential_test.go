@@ -225,6 +225,75 @@ func grammarFilters(n int) []string {
 	return out
 }
 
+// regexSubjects are strings the regular expressions of regexFilters are
+// matched against.
+var regexSubjects = []any{"", "a", "A", "ab", "abc", "ABC", "aab", "a\nb", "a\rb", "a\u2028b", "a b", "a\u00a0b",
+	"a\tb", "123", "a1", "_", "-", "]", "[", "{", "}", "{1}", "a{1}", "\\", "/", "x/y", "é", "É", "ß", "ẞ", "k",
+	"\u212a", "s", "ſ", "σ", "ς", "Σ", "😀", "\x00", "\x01", "\n", "aaaa", "abab", "$", "^", ".", "a.b", "?",
+	"c", "\x08", "A1_b", "  ", "ä", "Ä", "ǅ", "ǆ", "Ǆ", "θ", "ϑ", "ϴ", "µ", "μ", "Μ"}
+
+// regexFilters generates /regex/ filters from JavaScript regex fragments.
+func regexFilters(n int) []string {
+	frags := []string{"a", "b", "A", "é", "ß", "k", "s", "σ", "😀", ".", "^", "$", "*", "+", "?", "*?", "{1}", "{1,}",
+		"{0,2}", "{,1}", "{", "}", "(", ")", "(?:", "|", "[", "]", "[^", "[a-c]", "[^a]", "[]", "[^]", "-", `\`,
+		`\d`, `\D`, `\w`, `\W`, `\s`, `\S`, `\b`, `\B`, `\n`, `\r`, `\t`, `\v`, `\f`, `\0`, `\1`, `\8`, `\x41`,
+		`\x4`, `\u00e9`, `\u00E9`, `\cA`, `\c`, `\-`, `\]`, `\[`, `\/`, `\.`, `\*`, `\\`, `\a`, `\e`, `\z`, `\p`,
+		`\k`, "1", "_", " ", "\u00a0", "/", "[k]", "[s-t]", "[^k]", `[\w]`, `[\W]`, `[^\W]`, "[ſ]", "[\u212a]", "[σ]", "[ß]", "[é-ë]", `[\uD800-\uDFFF]`, `\uD83D`, `\uDE00`, "[😀]", "[^😀]", `[\s\d]`, `[\S]`, "[-a]", "[a-]", `[\d-z]`, `[\b]`, `[\c1]`, `[\c]`}
+	rng := rand.New(rand.NewPCG(5, 6))
+	out := make([]string, n)
+	for i := range out {
+		var b strings.Builder
+		b.WriteByte('/')
+		for k := rng.IntN(6) + 1; k > 0; k-- {
+			b.WriteString(frags[rng.IntN(len(frags))])
+		}
+		b.WriteByte('/')
+		if rng.IntN(3) == 0 {
+			b.WriteByte('i')
+		}
+		out[i] = b.String()
+	}
+	return out
+}
+
+// TestDifferentialRegExp compares the translation of JavaScript regular
+// expressions with V8 on short subjects.
+func TestDifferentialRegExp(t *testing.T) {
+	filters := regexFilters(6000)
+	res := runNode(t, filters, regexSubjects, false)
+	var parsed, failed, unsupported int
+	for i, want := range res.Results {
+		f := filters[i]
+		n, err := Parse(f)
+		switch {
+		case !want.OK && err == nil:
+			t.Errorf("Parse(%q) = %s; complex-matcher: %s", f, n, want.Error)
+		case !want.OK && errors.Is(err, ErrUnsupportedRegExp):
+			t.Errorf("Parse(%q): %v; complex-matcher: %s", f, err, want.Error)
+		case !want.OK:
+			failed++
+			if err.Error() != want.Error {
+				t.Errorf("Parse(%q) error %q, want %q", f, err, want.Error)
+			}
+		case errors.Is(err, ErrUnsupportedRegExp):
+			unsupported++
+		case err != nil:
+			t.Errorf("Parse(%q): %v; complex-matcher accepts it: %s", f, err, want.String)
+		default:
+			parsed++
+			if got := n.String(); got != want.String {
+				t.Errorf("Parse(%q).String() = %q, want %q", f, got, want.String)
+			}
+			for j, s := range regexSubjects {
+				if got := n.Match(s); got != want.Matches[j] {
+					t.Errorf("Parse(%q).Match(%q) = %v, want %v (RE2 %s)", f, s, got, want.Matches[j], n.(*RegExp).Regexp())
+				}
+			}
+		}
+	}
+	t.Logf("%d regexps: %d agree, %d rejected by both, %d unsupported by RE2", len(filters), parsed, failed, unsupported)
+}
+
 // TestDifferential compares Parse, String and Match with the real npm
 // complex-matcher 1.1.1 run by node.
 func TestDifferential(t *testing.T) {

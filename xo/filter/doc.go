@@ -60,10 +60,13 @@
 //
 // Globs ignore case with the rules of a JavaScript /i regular expression.
 // Regular expressions are translated from JavaScript's syntax to Go's RE2 at
-// parse time, keeping JavaScript's meaning of ., \s, [^], escapes and /i;
-// a pattern that JavaScript rejects is a *SyntaxError wrapping ErrRegExp
-// with V8's message, and a valid one that RE2 cannot run (backreferences,
-// lookahead, lookbehind, repeats above 1000) wraps ErrUnsupportedRegExp.
+// parse time, keeping JavaScript's meaning of ., \s, [^], escapes, /i case
+// folding and UTF-16 code units (so /./ matches half of an emoji, as in
+// JavaScript). A pattern that JavaScript rejects is a *SyntaxError wrapping
+// ErrRegExp with V8's message; a valid one that RE2 cannot run
+// (backreferences, lookahead, lookbehind, repeats above 1000) wraps
+// ErrUnsupportedRegExp: this is the one place where Parse rejects a filter
+// that complex-matcher accepts.
 //
 // # Formatting
 //

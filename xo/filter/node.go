@@ -325,7 +325,7 @@ func (n *RegExp) Regexp() *regexp.Regexp { return n.re }
 // Match reports whether v matches the expression (see RegExp).
 func (n *RegExp) Match(v any) bool {
 	if s, ok := v.(string); ok {
-		return n.re.MatchString(s)
+		return n.re.MatchString(jsUnits(s))
 	}
 	return some(n, v)
 }

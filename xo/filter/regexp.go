@@ -3,9 +3,11 @@ package filter
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -16,35 +18,43 @@ import (
 // every construct means what it means in JavaScript:
 //   - "." excludes the four JavaScript line terminators; \s and \S are
 //     JavaScript's white-space set; [] never matches and [^] always does;
-//   - \cX, \xHH, \uHHHH, \0 and legacy octal escapes become code points;
+//   - \cX, \xHH, \uHHHH, \0 and legacy octal escapes become code units;
 //     identity escapes (\a, \z, \p, ...) become the plain character, not
-//     RE2's meaning;
-//   - with the i flag, literal characters match the characters JavaScript's
-//     Canonicalize makes equal to them; character classes use RE2's case
-//     folding (which differs for a handful of characters such as U+017F and
-//     U+212A);
+//     RE2's meaning; "{" that does not start a quantifier is literal;
+//   - with the i flag, literal characters and classes match what
+//     JavaScript's Canonicalize makes equal (RE2's own case folding, which
+//     differs for characters such as U+017F and U+212A, is never used);
 //   - errors JavaScript reports (Unterminated group, Nothing to repeat, ...)
 //     are reported with V8's message (ErrRegExp);
 //   - backreferences, lookahead and lookbehind, and repeat counts above 1000
-//     have no RE2 equivalent: ErrUnsupportedRegExp.
+//     have no RE2 equivalent: ErrUnsupportedRegExp, unless the pattern also
+//     has a JavaScript syntax error.
 //
-// Known remaining differences: JavaScript matches UTF-16 code units, so a
-// quantifier after a character outside the BMP applies to its low surrogate
-// only in JavaScript, and escapes of lone surrogates (\uD800) are rejected
-// here.
+// JavaScript matches UTF-16 code units: "." or [^a] match one half of a
+// character outside the BMP, and a quantifier after such a character applies
+// to its low surrogate. To keep that, the pattern is translated unit by unit,
+// surrogates are written as the private-use code points pseudo maps them
+// to, and subjects are matched after jsUnits spells their characters outside
+// the BMP the same way.
 func translateRegExp(pattern, flags string) (*regexp.Regexp, error) {
 	switch flags {
 	case "", "i":
 	default:
 		return nil, &SyntaxError{Msg: fmt.Sprintf("Invalid regular expression flags %q", flags), Err: ErrRegExp}
 	}
-	t := reTranslator{pattern: pattern, flags: flags, src: []rune(pattern), ci: flags == "i"}
+	t := reTranslator{pattern: pattern, flags: flags, ci: flags == "i"}
+	for _, u := range utf16.Encode([]rune(pattern)) {
+		t.src = append(t.src, rune(u))
+	}
 	t.prescan()
 	if err := t.disjunction(); err != nil {
 		return nil, err
 	}
 	if t.i < len(t.src) { // only a ')' stops the top-level disjunction
 		return nil, t.errorf("Unmatched ')'")
+	}
+	if t.unsupportedReason != "" { // valid JavaScript, but not for RE2
+		return nil, t.unsupported(t.unsupportedReason)
 	}
 	re, err := regexp.Compile(t.out.String())
 	if err != nil {
@@ -55,13 +65,23 @@ func translateRegExp(pattern, flags string) (*regexp.Regexp, error) {
 
 type reTranslator struct {
 	pattern, flags string
-	src            []rune
+	src            []rune // UTF-16 code units of the pattern
 	i              int
 	ci             bool
 	groups         int  // number of capturing groups in the pattern
 	named          bool // the pattern has named groups
 	names          map[string]bool
 	out            strings.Builder
+	// unsupportedReason is the first construct RE2 lacks; the translation
+	// goes on, so that JavaScript syntax errors later in the pattern win.
+	unsupportedReason string
+	inClass           bool
+}
+
+func (t *reTranslator) lacks(reason string) {
+	if t.unsupportedReason == "" {
+		t.unsupportedReason = reason
+	}
 }
 
 func (t *reTranslator) errorf(format string, args ...any) error {
@@ -224,10 +244,11 @@ func (t *reTranslator) quantifier() error {
 		if maxN >= 0 && maxN < minN {
 			return t.errorf("numbers out of order in {} quantifier")
 		}
-		if minN > 1000 || maxN > 1000 {
-			return t.unsupported("repeat counts above 1000 are not supported by RE2")
-		}
 		t.i += length
+		if minN > 1000 || maxN > 1000 {
+			t.lacks("repeat counts above 1000 are not supported by RE2")
+			minN, maxN = 1, 1
+		}
 		switch {
 		case maxN < 0:
 			fmt.Fprintf(&t.out, "{%d,}", minN)
@@ -254,10 +275,15 @@ func (t *reTranslator) group() error {
 			t.i += 2
 			t.out.WriteString("(?:")
 		case '=', '!':
-			return t.unsupported("lookahead assertions are not supported by RE2")
+			t.lacks("lookahead assertions are not supported by RE2")
+			t.i += 2
+			t.out.WriteString("(?:")
 		case '<':
 			if n := t.peek(2); n == '=' || n == '!' {
-				return t.unsupported("lookbehind assertions are not supported by RE2")
+				t.lacks("lookbehind assertions are not supported by RE2")
+				t.i += 3
+				t.out.WriteString("(?:")
+				break
 			}
 			t.i += 2
 			name, ok := t.groupName()
@@ -321,7 +347,9 @@ func (t *reTranslator) atomEscape() error {
 			j++
 		}
 		if num <= t.groups {
-			return t.unsupported("backreferences are not supported by RE2")
+			t.lacks("backreferences are not supported by RE2")
+			t.i = j
+			return nil
 		}
 	case n == 'k' && t.named:
 		if t.peek(2) != '<' {
@@ -337,14 +365,15 @@ func (t *reTranslator) atomEscape() error {
 			t.i = save
 			return t.errorf("Invalid named capture referenced")
 		}
-		return t.unsupported("backreferences are not supported by RE2")
+		t.lacks("backreferences are not supported by RE2")
+		return nil
 	}
-	r, class, err := t.escape(false)
+	r, set, err := t.escape()
 	if err != nil {
 		return err
 	}
-	if class != "" {
-		t.out.WriteString(class)
+	if set != nil {
+		t.writeClass(set)
 		return nil
 	}
 	t.literal(r)
@@ -356,73 +385,59 @@ func (t *reTranslator) hasGroupNamed(name string) bool {
 	return strings.Contains(t.pattern, "(?<"+name+">")
 }
 
-// escape reads the escape at t.i (the \) and returns either a code point or,
-// for \d \D \w \W \s \S, an RE2 class (a bracketed class outside a class,
-// the bare ranges inside one).
-func (t *reTranslator) escape(inClass bool) (r rune, class string, err error) {
+// escape reads the escape at t.i (the \) and returns either a code unit or,
+// for \d \D \w \W \s \S, the set of code units it matches.
+func (t *reTranslator) escape() (r rune, set rangeSet, err error) {
+	inClass := t.inClass
 	t.i++ // \
 	if t.i >= len(t.src) {
-		return 0, "", t.errorf(`\ at end of pattern`)
+		return 0, nil, t.errorf(`\ at end of pattern`)
 	}
 	c := t.src[t.i]
 	t.i++
 	switch c {
-	case 'd', 'D', 'w', 'W':
-		if inClass {
-			return 0, `\` + string(c), nil
-		}
-		return 0, `[\` + string(c) + `]`, nil
+	case 'd':
+		return 0, digitSet(), nil
+	case 'D':
+		return 0, digitSet().complement(), nil
+	case 'w':
+		return 0, wordSet(), nil
+	case 'W':
+		return 0, wordSet().complement(), nil
 	case 's':
-		if inClass {
-			return 0, spaceClass(false), nil
-		}
-		return 0, "[" + spaceClass(false) + "]", nil
+		return 0, spaceSet(), nil
 	case 'S':
-		if inClass {
-			return 0, spaceClass(true), nil
-		}
-		return 0, "[" + spaceClass(true) + "]", nil
+		return 0, spaceSet().complement(), nil
 	case 'f':
-		return '\f', "", nil
+		return '\f', nil, nil
 	case 'n':
-		return '\n', "", nil
+		return '\n', nil, nil
 	case 'r':
-		return '\r', "", nil
+		return '\r', nil, nil
 	case 't':
-		return '\t', "", nil
+		return '\t', nil, nil
 	case 'v':
-		return '\v', "", nil
+		return '\v', nil, nil
 	case 'b': // only reached inside a class
-		return '\b', "", nil
+		return '\b', nil, nil
 	case 'c':
 		if n := t.peek(0); 'a' <= n && n <= 'z' || 'A' <= n && n <= 'Z' || inClass && ('0' <= n && n <= '9' || n == '_') {
 			t.i++
-			return n % 32, "", nil
+			return n % 32, nil, nil
 		}
 		t.i-- // Annex B: "\c" is a backslash followed by a c
-		return '\\', "", nil
+		return '\\', nil, nil
 	case 'x':
 		if v, ok := t.hex(2); ok {
-			return v, "", nil
+			return v, nil, nil
 		}
-		return 'x', "", nil
+		return 'x', nil, nil
 	case 'u':
 		v, ok := t.hex(4)
 		if !ok {
-			return 'u', "", nil
+			return 'u', nil, nil
 		}
-		if utf16IsHigh(v) && t.peek(0) == '\\' && t.peek(1) == 'u' {
-			save := t.i
-			t.i += 2
-			if lo, ok := t.hex(4); ok && utf16IsLow(lo) {
-				return (v-0xd800)<<10 + (lo - 0xdc00) + 0x10000, "", nil
-			}
-			t.i = save
-		}
-		if 0xd800 <= v && v <= 0xdfff {
-			return 0, "", t.unsupported("lone surrogates cannot be matched in UTF-8 text")
-		}
-		return v, "", nil
+		return v, nil, nil
 	case '0', '1', '2', '3', '4', '5', '6', '7':
 		v := c - '0'
 		maxDigits := 2
@@ -437,13 +452,52 @@ func (t *reTranslator) escape(inClass bool) (r rune, class string, err error) {
 			v = v*8 + n - '0'
 			t.i++
 		}
-		return v, "", nil
+		return v, nil, nil
 	}
-	return c, "", nil // identity escape
+	return c, nil, nil // identity escape
 }
 
-func utf16IsHigh(r rune) bool { return 0xd800 <= r && r <= 0xdbff }
-func utf16IsLow(r rune) bool  { return 0xdc00 <= r && r <= 0xdfff }
+// Surrogate code units are written as these private-use code points, which
+// jsUnits also produces, so that RE2 sees JavaScript's code units.
+const (
+	surrogateFirst  = 0xd800
+	surrogateLast   = 0xdfff
+	surrogateOffset = 0x10f000 - surrogateFirst // U+10F000..U+10F7FF
+)
+
+// pseudo maps a surrogate code unit to its private-use stand-in.
+func pseudo(u rune) rune {
+	if surrogateFirst <= u && u <= surrogateLast {
+		return u + surrogateOffset
+	}
+	return u
+}
+
+// jsUnits spells each character of s outside the BMP as the stand-ins of
+// its two UTF-16 code units (see translateRegExp). Other strings are
+// returned unchanged, without allocating.
+func jsUnits(s string) string {
+	i := 0
+	for i < len(s) && s[i] < 0xf0 {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 4)
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if r < 0x10000 {
+			b.WriteRune(r)
+			continue
+		}
+		hi, lo := utf16.EncodeRune(r)
+		b.WriteRune(pseudo(hi))
+		b.WriteRune(pseudo(lo))
+	}
+	return b.String()
+}
 
 func (t *reTranslator) hex(n int) (rune, bool) {
 	if t.i+n > len(t.src) {
@@ -457,27 +511,19 @@ func (t *reTranslator) hex(n int) (rune, bool) {
 	return rune(v), true
 }
 
-// spaceClass returns JavaScript's \s (or \S) as the inside of an RE2 class.
-func spaceClass(negate bool) string {
-	var b strings.Builder
-	next := rune(0)
-	for _, rg := range jsSpaceRanges {
-		if negate {
-			if rg[0] > next {
-				writeRange(&b, next, rg[0]-1)
-			}
-			next = rg[1] + 1
-		} else {
-			writeRange(&b, rg[0], rg[1])
-		}
-	}
-	if negate {
-		writeRange(&b, next, unicode.MaxRune)
-	}
-	return b.String()
-}
-
+// writeRange writes the code-unit range lo-hi inside a class; the part in
+// the surrogate block becomes the stand-in range.
 func writeRange(b *strings.Builder, lo, hi rune) {
+	if lo <= surrogateLast && hi >= surrogateFirst {
+		if lo < surrogateFirst {
+			writeRange(b, lo, surrogateFirst-1)
+		}
+		writeRange(b, pseudo(max(lo, surrogateFirst)), pseudo(min(hi, surrogateLast)))
+		if hi > surrogateLast {
+			writeRange(b, surrogateLast+1, hi)
+		}
+		return
+	}
 	fmt.Fprintf(b, `\x{%x}`, lo)
 	if hi != lo {
 		fmt.Fprintf(b, `-\x{%x}`, hi)
@@ -501,7 +547,7 @@ func (t *reTranslator) literal(r rune) {
 		t.out.WriteRune(r)
 		return
 	}
-	writeRange(&t.out, r, r)
+	writeRange(&t.out, pseudo(r), pseudo(r))
 }
 
 // canonicalEquivalents lists the code points d with
@@ -531,7 +577,10 @@ func canonicalEquivalents(r rune) []rune {
 	return set
 }
 
-// class translates a character class (t.i is on the [).
+// class translates a character class (t.i is on the [). The class is
+// computed as a set of code units, closed under JavaScript's /i
+// canonicalisation when the flag is set, complemented if negated, and
+// written as explicit ranges.
 func (t *reTranslator) class() error {
 	t.i++
 	negate := false
@@ -539,22 +588,9 @@ func (t *reTranslator) class() error {
 		negate = true
 		t.i++
 	}
-	if t.peek(0) == ']' {
-		t.i++
-		if negate {
-			t.out.WriteString(`[\x{0}-\x{10ffff}]`)
-		} else {
-			t.out.WriteString(`[^\x{0}-\x{10ffff}]`)
-		}
-		return nil
-	}
-	if t.ci {
-		t.out.WriteString("(?i:")
-	}
-	t.out.WriteByte('[')
-	if negate {
-		t.out.WriteByte('^')
-	}
+	t.inClass = true
+	defer func() { t.inClass = false }()
+	var set rangeSet
 	for {
 		if t.i >= len(t.src) {
 			return t.errorf("Unterminated character class")
@@ -563,52 +599,163 @@ func (t *reTranslator) class() error {
 			t.i++
 			break
 		}
-		lo, loClass, err := t.classAtom()
+		lo, loSet, err := t.classAtom()
 		if err != nil {
 			return err
 		}
 		if t.peek(0) == '-' && t.peek(1) >= 0 && t.peek(1) != ']' {
 			t.i++
-			hi, hiClass, err := t.classAtom()
+			hi, hiSet, err := t.classAtom()
 			if err != nil {
 				return err
 			}
-			if loClass != "" || hiClass != "" { // Annex B: a literal "-"
-				t.classItem(lo, loClass)
-				writeRange(&t.out, '-', '-')
-				t.classItem(hi, hiClass)
+			if loSet != nil || hiSet != nil { // Annex B: a literal "-"
+				set = append(set, loSet...)
+				set = append(set, hiSet...)
+				if loSet == nil {
+					set = append(set, [2]rune{lo, lo})
+				}
+				if hiSet == nil {
+					set = append(set, [2]rune{hi, hi})
+				}
+				set = append(set, [2]rune{'-', '-'})
 				continue
 			}
 			if lo > hi {
 				return t.errorf("Range out of order in character class")
 			}
-			writeRange(&t.out, lo, hi)
+			set = append(set, [2]rune{lo, hi})
 			continue
 		}
-		t.classItem(lo, loClass)
+		if loSet != nil {
+			set = append(set, loSet...)
+		} else {
+			set = append(set, [2]rune{lo, lo})
+		}
 	}
-	t.out.WriteByte(']')
+	set = set.normalize()
 	if t.ci {
-		t.out.WriteByte(')')
+		set = set.closeCase()
 	}
+	if negate {
+		set = set.complement()
+	}
+	t.writeClass(set)
 	return nil
 }
 
-func (t *reTranslator) classItem(r rune, class string) {
-	if class != "" {
-		t.out.WriteString(class)
-		return
-	}
-	writeRange(&t.out, r, r)
-}
-
-func (t *reTranslator) classAtom() (rune, string, error) {
+func (t *reTranslator) classAtom() (rune, rangeSet, error) {
 	if t.src[t.i] == '\\' {
-		return t.escape(true)
+		return t.escape()
 	}
 	r := t.src[t.i]
 	t.i++
-	return r, "", nil
+	return r, nil, nil
+}
+
+// writeClass writes a set of code units as an RE2 class.
+func (t *reTranslator) writeClass(set rangeSet) {
+	if len(set) == 0 {
+		t.out.WriteString(`[^\x{0}-\x{10ffff}]`)
+		return
+	}
+	t.out.WriteByte('[')
+	for _, rg := range set {
+		writeRange(&t.out, rg[0], rg[1])
+	}
+	t.out.WriteByte(']')
+}
+
+// rangeSet is a set of UTF-16 code units as inclusive ranges; normalised
+// sets are sorted and disjoint.
+type rangeSet [][2]rune
+
+// digitSet is \d.
+func digitSet() rangeSet { return rangeSet{{'0', '9'}} }
+
+// wordSet is \w.
+func wordSet() rangeSet { return rangeSet{{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}} }
+
+// spaceSet is \s.
+func spaceSet() rangeSet { return jsSpaceRanges() }
+
+func (s rangeSet) normalize() rangeSet {
+	if len(s) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(s)
+	slices.SortFunc(sorted, func(a, b [2]rune) int { return int(a[0] - b[0]) })
+	out := rangeSet{sorted[0]}
+	for _, rg := range sorted[1:] {
+		last := &out[len(out)-1]
+		if rg[0] <= last[1]+1 {
+			last[1] = max(last[1], rg[1])
+			continue
+		}
+		out = append(out, rg)
+	}
+	return out
+}
+
+// complement returns the code units 0..0xFFFF not in s (s normalised).
+func (s rangeSet) complement() rangeSet {
+	var out rangeSet
+	next := rune(0)
+	for _, rg := range s {
+		if rg[0] > next {
+			out = append(out, [2]rune{next, rg[0] - 1})
+		}
+		next = rg[1] + 1
+	}
+	if next <= 0xffff {
+		out = append(out, [2]rune{next, 0xffff})
+	}
+	return out
+}
+
+func (s rangeSet) contains(r rune) bool {
+	_, found := slices.BinarySearchFunc(s, r, func(rg [2]rune, r rune) int {
+		switch {
+		case rg[1] < r:
+			return -1
+		case rg[0] > r:
+			return 1
+		}
+		return 0
+	})
+	return found
+}
+
+// closeCase adds to s every code unit whose canonicalisation equals that of
+// a member (how a JavaScript /i class matches).
+func (s rangeSet) closeCase() rangeSet {
+	size := 0
+	for _, rg := range s {
+		size += int(rg[1]-rg[0]) + 1
+	}
+	out := slices.Clone(s)
+	if size <= 1024 {
+		for _, rg := range s {
+			for r := rg[0]; r <= rg[1]; r++ {
+				for _, e := range canonicalEquivalents(r) {
+					out = append(out, [2]rune{e, e})
+				}
+			}
+		}
+		return out.normalize()
+	}
+	for r := rune(0); r <= 0xffff; r++ {
+		if s.contains(r) {
+			continue
+		}
+		for _, e := range canonicalEquivalents(r) {
+			if s.contains(e) {
+				out = append(out, [2]rune{r, r})
+				break
+			}
+		}
+	}
+	return out.normalize()
 }
 
 // regExpSource is RegExp.prototype.source as V8 computes it for a pattern:

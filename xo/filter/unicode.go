@@ -20,64 +20,46 @@ import (
 // For them JavaScript considers the character cased even when Go's simple
 // mapping is the identity (ß, ŉ, ﬀ, ...), and the RegExp /i canonicalisation
 // leaves them unchanged.
-var fullUpperExpands = [...]rune{
-	0xdf, 0x149, 0x1f0, 0x390, 0x3b0, 0x587, 0x1e96, 0x1e97, 0x1e98, 0x1e99,
-	0x1e9a, 0x1f50, 0x1f52, 0x1f54, 0x1f56, 0x1f80, 0x1f81, 0x1f82, 0x1f83,
-	0x1f84, 0x1f85, 0x1f86, 0x1f87, 0x1f88, 0x1f89, 0x1f8a, 0x1f8b, 0x1f8c,
-	0x1f8d, 0x1f8e, 0x1f8f, 0x1f90, 0x1f91, 0x1f92, 0x1f93, 0x1f94, 0x1f95,
-	0x1f96, 0x1f97, 0x1f98, 0x1f99, 0x1f9a, 0x1f9b, 0x1f9c, 0x1f9d, 0x1f9e,
-	0x1f9f, 0x1fa0, 0x1fa1, 0x1fa2, 0x1fa3, 0x1fa4, 0x1fa5, 0x1fa6, 0x1fa7,
-	0x1fa8, 0x1fa9, 0x1faa, 0x1fab, 0x1fac, 0x1fad, 0x1fae, 0x1faf, 0x1fb2,
-	0x1fb3, 0x1fb4, 0x1fb6, 0x1fb7, 0x1fbc, 0x1fc2, 0x1fc3, 0x1fc4, 0x1fc6,
-	0x1fc7, 0x1fcc, 0x1fd2, 0x1fd3, 0x1fd6, 0x1fd7, 0x1fe2, 0x1fe3, 0x1fe4,
-	0x1fe6, 0x1fe7, 0x1ff2, 0x1ff3, 0x1ff4, 0x1ff6, 0x1ff7, 0x1ffc, 0xfb00,
-	0xfb01, 0xfb02, 0xfb03, 0xfb04, 0xfb05, 0xfb06, 0xfb13, 0xfb14, 0xfb15,
-	0xfb16, 0xfb17,
-}
+const fullUpperExpands = "" +
+	"\u00df\u0149\u01f0\u0390\u03b0\u0587\u1e96\u1e97\u1e98\u1e99" +
+	"\u1e9a\u1f50\u1f52\u1f54\u1f56\u1f80\u1f81\u1f82\u1f83\u1f84" +
+	"\u1f85\u1f86\u1f87\u1f88\u1f89\u1f8a\u1f8b\u1f8c\u1f8d\u1f8e" +
+	"\u1f8f\u1f90\u1f91\u1f92\u1f93\u1f94\u1f95\u1f96\u1f97\u1f98" +
+	"\u1f99\u1f9a\u1f9b\u1f9c\u1f9d\u1f9e\u1f9f\u1fa0\u1fa1\u1fa2" +
+	"\u1fa3\u1fa4\u1fa5\u1fa6\u1fa7\u1fa8\u1fa9\u1faa\u1fab\u1fac" +
+	"\u1fad\u1fae\u1faf\u1fb2\u1fb3\u1fb4\u1fb6\u1fb7\u1fbc\u1fc2" +
+	"\u1fc3\u1fc4\u1fc6\u1fc7\u1fcc\u1fd2\u1fd3\u1fd6\u1fd7\u1fe2" +
+	"\u1fe3\u1fe4\u1fe6\u1fe7\u1ff2\u1ff3\u1ff4\u1ff6\u1ff7\u1ffc" +
+	"\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06\ufb13\ufb14\ufb15" +
+	"\ufb16\ufb17"
 
 // newerCaseMappings holds BMP case pairs added after Unicode 15.0 (the
-// version of Go's tables) that node already knows: upper -> lower.
-var newerCaseMappings = [...][2]rune{
-	{0x1c89, 0x1c8a}, // CYRILLIC CAPITAL/SMALL LETTER TJE (16.0)
-	{0xa7cb, 0x0264}, // LATIN CAPITAL LETTER RAMS HORN (16.0)
-	{0xa7cc, 0xa7cd}, // LATIN S WITH DIAGONAL STROKE (16.0)
-	{0xa7ce, 0xa7cf}, // LATIN PHARYNGEAL VOICED FRICATIVE (17.0)
-	{0xa7d2, 0xa7d3}, // LATIN DOUBLE THORN (17.0)
-	{0xa7d4, 0xa7d5}, // LATIN DOUBLE WYNN (17.0)
-	{0xa7da, 0xa7db}, // LATIN LAMBDA (16.0)
-	{0xa7dc, 0x019b}, // LATIN LAMBDA WITH STROKE (16.0)
-}
+// version of Go's tables) that node already knows, as upper, lower, upper,
+// lower...: TJE (U+1C89), RAMS HORN (U+A7CB), S WITH DIAGONAL STROKE
+// (U+A7CC), PHARYNGEAL VOICED FRICATIVE (U+A7CE), DOUBLE THORN (U+A7D2),
+// DOUBLE WYNN (U+A7D4), LAMBDA (U+A7DA), LAMBDA WITH STROKE (U+A7DC).
+const newerCaseMappings = "\u1c89\u1c8a\ua7cb\u0264\ua7cc\ua7cd\ua7ce\ua7cf" +
+	"\ua7d2\ua7d3\ua7d4\ua7d5\ua7da\ua7db\ua7dc\u019b"
 
 func inFullUpperExpands(r rune) bool {
-	lo, hi := 0, len(fullUpperExpands)
-	for lo < hi {
-		m := (lo + hi) / 2
-		switch v := fullUpperExpands[m]; {
-		case v == r:
-			return true
-		case v < r:
-			lo = m + 1
-		default:
-			hi = m
-		}
-	}
-	return false
+	return r >= 0xdf && strings.ContainsRune(fullUpperExpands, r)
 }
 
 // newerLower and newerUpper give the post-15.0 mappings (ok=false if none).
-func newerLower(r rune) (rune, bool) {
-	for _, p := range newerCaseMappings {
-		if p[0] == r {
-			return p[1], true
-		}
-	}
-	return r, false
-}
+func newerLower(r rune) (rune, bool) { return newerMapping(r, 0) }
 
-func newerUpper(r rune) (rune, bool) {
-	for _, p := range newerCaseMappings {
-		if p[1] == r {
-			return p[0], true
+func newerUpper(r rune) (rune, bool) { return newerMapping(r, 1) }
+
+// newerMapping finds r at the even (from=0) or odd (from=1) places of
+// newerCaseMappings and returns its partner.
+func newerMapping(r rune, from int) (rune, bool) {
+	if r < 0x19b {
+		return r, false
+	}
+	pairs := []rune(newerCaseMappings)
+	for i := from; i < len(pairs); i += 2 {
+		if pairs[i] == r {
+			return pairs[i^1], true
 		}
 	}
 	return r, false
@@ -141,10 +123,12 @@ func isJSSpace(r rune) bool {
 	return 0x2000 <= r && r <= 0x200a
 }
 
-// jsSpaceRanges is \s as RE2 class ranges (sorted, inclusive).
-var jsSpaceRanges = [...][2]rune{
-	{0x09, 0x0d}, {0x20, 0x20}, {0xa0, 0xa0}, {0x1680, 0x1680}, {0x2000, 0x200a},
-	{0x2028, 0x2029}, {0x202f, 0x202f}, {0x205f, 0x205f}, {0x3000, 0x3000}, {0xfeff, 0xfeff},
+// jsSpaceRanges is \s as class ranges (sorted, inclusive).
+func jsSpaceRanges() [][2]rune {
+	return [][2]rune{
+		{0x09, 0x0d}, {0x20, 0x20}, {0xa0, 0xa0}, {0x1680, 0x1680}, {0x2000, 0x200a},
+		{0x2028, 0x2029}, {0x202f, 0x202f}, {0x205f, 0x205f}, {0x3000, 0x3000}, {0xfeff, 0xfeff},
+	}
 }
 
 // jsLowerRune is the simple part of toLowerCase for one code point.
