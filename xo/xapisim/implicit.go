@@ -7,23 +7,42 @@ import (
 	"time"
 )
 
-// registerImplicit registers the implicit messages (§3.1) of every stored
-// class of the schema: get_record, get_all, get_all_records, get_by_uuid,
-// get_by_name_label, get_<field>, and for RW fields set_<field>,
-// add_to_/remove_from_<map> and add_/remove_<set>. Class code overrides
-// any of them with Register.
+// registerImplicit registers, for every class of the schema, the messages
+// whose meaning is generic (§3.1): get_record, get_all, get_all_records,
+// get_by_uuid, get_by_name_label, get_<field>, set_<field>,
+// add_to_/remove_from_<map>, add_/remove_<set>, and the implicit create and
+// destroy; removed messages answer MESSAGE_REMOVED. Which of them exist,
+// and their parameter counts, come from the datamodel's message list.
+// Class code overrides any of them with Register.
 func (s *Simulator) registerImplicit() {
-	for _, c := range schemaTable {
-		if !c.Stored() {
-			continue
+	for _, cs := range schemaTable {
+		for i := range cs.Messages {
+			ms := &cs.Messages[i]
+			name := cs.Name + "." + ms.Name
+			m := Method{Params: ms.Params, Defaults: ms.Defaults, NoSession: !ms.Session}
+			if ms.Removed {
+				m.Handler = func(*Call) (any, error) { return nil, NewFault("MESSAGE_REMOVED") }
+				s.Register(name, m)
+				continue
+			}
+			if h := genericHandler(cs, ms); h != nil {
+				m.Handler = h
+				m.Async = ms.Name == "create" || ms.Name == "destroy"
+				s.Register(name, m)
+			}
 		}
-		class := c.Name
-		fieldGetters := class != "message" // message has explicit messages only
-		listable := class != sessionClass  // sessions are not listed
-		s.Register(class+".get_record", Method{Params: 1, Handler: func(c *Call) (any, error) {
-			return c.getRecord(class)
-		}})
-		s.Register(class+".get_by_uuid", Method{Params: 1, Handler: func(c *Call) (any, error) {
+	}
+}
+
+// genericHandler returns the generic implementation of message ms of class
+// cs, or nil if its meaning is class-specific.
+func genericHandler(cs *ClassSchema, ms *MessageSchema) Handler {
+	class := cs.Name
+	switch ms.Name {
+	case "get_record":
+		return func(c *Call) (any, error) { return c.getRecord(class) }
+	case "get_by_uuid":
+		return func(c *Call) (any, error) {
 			uuid, err := c.String(0)
 			if err != nil {
 				return nil, err
@@ -38,134 +57,235 @@ func (s *Simulator) registerImplicit() {
 				return nil, NewFault("UUID_INVALID", class, uuid)
 			}
 			return ref, nil
-		}})
-		if listable {
-			s.Register(class+".get_all", Method{Handler: func(c *Call) (any, error) {
-				var refs []string
-				c.Sim.DB.Read(func(tx *Tx) { refs = tx.All(class) })
-				return refs, nil
-			}})
-			s.Register(class+".get_all_records", Method{Handler: func(c *Call) (any, error) {
-				out := map[string]any{}
-				c.Sim.DB.Read(func(tx *Tx) {
-					for _, ref := range tx.All(class) {
-						rec, _ := tx.GetClass(class, ref)
-						out[ref] = rec.Clone()
-					}
-				})
-				return out, nil
-			}})
 		}
-		if !fieldGetters {
-			continue
+	case "get_all":
+		return func(c *Call) (any, error) {
+			var refs []string
+			c.Sim.DB.Read(func(tx *Tx) { refs = tx.All(class) })
+			return refs, nil
 		}
-		if _, ok := c.Field("name_label"); ok {
-			s.Register(class+".get_by_name_label", Method{Params: 1, Handler: func(c *Call) (any, error) {
-				label, err := c.String(0)
-				if err != nil {
-					return nil, err
+	case "get_all_records":
+		return func(c *Call) (any, error) {
+			out := map[string]any{}
+			c.Sim.DB.Read(func(tx *Tx) {
+				for _, ref := range tx.All(class) {
+					rec, _ := tx.GetClass(class, ref)
+					out[ref] = rec.Clone()
 				}
-				refs := []string{}
-				c.Sim.DB.Read(func(tx *Tx) {
-					for _, ref := range tx.All(class) {
-						rec, _ := tx.GetClass(class, ref)
-						if l, _ := rec["name_label"].(string); l == label {
-							refs = append(refs, ref)
-						}
-					}
-				})
-				return refs, nil
-			}})
+			})
+			return out, nil
 		}
-		for i := range c.Fields {
-			f := &c.Fields[i]
-			s.registerFieldMessages(class, f)
+	case "get_by_name_label":
+		return func(c *Call) (any, error) {
+			label, err := c.String(0)
+			if err != nil {
+				return nil, err
+			}
+			refs := []string{}
+			c.Sim.DB.Read(func(tx *Tx) {
+				for _, ref := range tx.All(class) {
+					rec, _ := tx.GetClass(class, ref)
+					if l, _ := rec["name_label"].(string); l == label {
+						refs = append(refs, ref)
+					}
+				}
+			})
+			return refs, nil
+		}
+	case "create":
+		if !ms.Implicit || cs.Constructor == nil {
+			return nil
+		}
+		return func(c *Call) (any, error) { return c.genericCreate(cs) }
+	case "destroy":
+		if !ms.Implicit {
+			return nil
+		}
+		return func(c *Call) (any, error) {
+			ref, err := c.String(0)
+			if err != nil {
+				return nil, err
+			}
+			return nil, c.Sim.DB.Write(func(tx *Tx) error {
+				if _, ok := tx.GetClass(class, ref); !ok {
+					return HandleInvalid(class, ref)
+				}
+				tx.Delete(ref)
+				return nil
+			})
 		}
 	}
+	for _, p := range []struct {
+		prefix string
+		kinds  []Kind // nil: any kind
+		make   func(class string, f *FieldSchema) Handler
+	}{
+		{"get_", nil, getter},
+		{"set_", nil, setter},
+		{"add_to_", []Kind{KindStringMap}, mapAdder},
+		{"remove_from_", []Kind{KindStringMap, KindIntMap, KindStringSetMap}, mapRemover},
+		{"add_", []Kind{KindStringSet}, setAdder},
+		{"remove_", []Kind{KindStringSet}, setRemover},
+	} {
+		field, ok := strings.CutPrefix(ms.Name, p.prefix)
+		if !ok {
+			continue
+		}
+		f, ok := cs.Field(field)
+		if !ok || (p.kinds != nil && !slices.Contains(p.kinds, f.Kind)) {
+			continue
+		}
+		return p.make(class, f)
+	}
+	return nil
 }
 
-func (s *Simulator) registerFieldMessages(class string, f *FieldSchema) {
-	name := f.Name
-	s.Register(class+".get_"+name, Method{Params: 1, Handler: func(c *Call) (any, error) {
-		var v any
-		err := c.withRecord(class, func(rec Record) { v = cloneValue(rec[name]) })
+// genericCreate creates an object from a constructor record: required
+// fields must be present, optional ones default, others are ignored.
+func (c *Call) genericCreate(cs *ClassSchema) (any, error) {
+	args, err := c.Struct(0)
+	if err != nil {
+		return nil, err
+	}
+	rec := NewRecord(cs.Name)
+	for _, a := range cs.Constructor {
+		v, ok := args[a.Name]
+		if !ok {
+			if a.Required {
+				return nil, NewFault("INTERNAL_ERROR", "Dispatcher_FieldNotFound(\""+a.Name+"\")")
+			}
+			continue
+		}
+		f, _ := cs.Field(a.Name)
+		cv, err := (&Call{Method: c.Method, Args: []any{v}}).fieldArg(0, f)
 		if err != nil {
+			return nil, err
+		}
+		rec[a.Name] = cv
+	}
+	var ref string
+	err = c.Sim.DB.Write(func(tx *Tx) error {
+		ref = tx.Create(cs.Name, rec)
+		return nil
+	})
+	return ref, err
+}
+
+func getter(class string, f *FieldSchema) Handler {
+	name := f.Name
+	return func(c *Call) (any, error) {
+		var v any
+		if err := c.withRecord(class, func(rec Record) { v = cloneValue(rec[name]) }); err != nil {
 			return nil, err
 		}
 		if v == nil {
 			v = cloneValue(f.Default)
 		}
 		return v, nil
-	}})
-	if !f.RW() {
-		return
 	}
-	s.Register(class+".set_"+name, Method{Params: 2, Handler: func(c *Call) (any, error) {
+}
+
+func setter(class string, f *FieldSchema) Handler {
+	return func(c *Call) (any, error) {
 		v, err := c.fieldArg(1, f)
 		if err != nil {
 			return nil, err
 		}
 		return nil, c.modify(class, func(rec Record) error {
-			rec[name] = v
+			rec[f.Name] = v
 			return nil
 		})
-	}})
-	switch f.Kind {
-	case KindStringMap:
-		s.Register(class+".add_to_"+name, Method{Params: 3, Handler: func(c *Call) (any, error) {
-			key, err := c.String(1)
+	}
+}
+
+func mapAdder(class string, f *FieldSchema) Handler {
+	return func(c *Call) (any, error) {
+		ref, err := c.String(0)
+		if err != nil {
+			return nil, err
+		}
+		key, err := c.String(1)
+		if err != nil {
+			return nil, err
+		}
+		val, err := c.String(2)
+		if err != nil {
+			return nil, err
+		}
+		if f.Enum != "" {
+			// (enum -> string) maps have enum keys, (string -> enum) maps enum values.
+			if strings.HasPrefix(f.Type, "(enum ") {
+				key, err = canonicalEnum(f, key)
+			} else {
+				val, err = canonicalEnum(f, val)
+			}
 			if err != nil {
 				return nil, err
 			}
-			val, err := c.String(2)
-			if err != nil {
+		}
+		return nil, c.modify(class, func(rec Record) error {
+			m := stringMap(rec, f.Name)
+			if _, dup := m[key]; dup {
+				return NewFault("MAP_DUPLICATE_KEY", class, f.Name, ref, key)
+			}
+			m[key] = val
+			return nil
+		})
+	}
+}
+
+func mapRemover(class string, f *FieldSchema) Handler {
+	return func(c *Call) (any, error) {
+		key, err := c.String(1)
+		if err != nil {
+			return nil, err
+		}
+		return nil, c.modify(class, func(rec Record) error {
+			switch m := rec[f.Name].(type) {
+			case map[string]string:
+				delete(m, key)
+			case map[string]int64:
+				delete(m, key)
+			case map[string][]string:
+				delete(m, key)
+			}
+			return nil
+		})
+	}
+}
+
+func setAdder(class string, f *FieldSchema) Handler {
+	return func(c *Call) (any, error) {
+		v, err := c.String(1)
+		if err != nil {
+			return nil, err
+		}
+		if f.Enum != "" {
+			if v, err = canonicalEnum(f, v); err != nil {
 				return nil, err
 			}
-			ref, _ := c.String(0)
-			return nil, c.modify(class, func(rec Record) error {
-				m := stringMap(rec, name)
-				if _, dup := m[key]; dup {
-					return NewFault("MAP_DUPLICATE_KEY", class, name, ref, key)
-				}
-				m[key] = val
-				return nil
-			})
-		}})
-		s.Register(class+".remove_from_"+name, Method{Params: 2, Handler: func(c *Call) (any, error) {
-			key, err := c.String(1)
-			if err != nil {
-				return nil, err
+		}
+		return nil, c.modify(class, func(rec Record) error {
+			set, _ := rec[f.Name].([]string)
+			if !slices.Contains(set, v) {
+				rec[f.Name] = append([]string{v}, set...)
 			}
-			return nil, c.modify(class, func(rec Record) error {
-				delete(stringMap(rec, name), key)
-				return nil
-			})
-		}})
-	case KindStringSet:
-		s.Register(class+".add_"+name, Method{Params: 2, Handler: func(c *Call) (any, error) {
-			v, err := c.String(1)
-			if err != nil {
-				return nil, err
-			}
-			return nil, c.modify(class, func(rec Record) error {
-				set, _ := rec[name].([]string)
-				if !slices.Contains(set, v) {
-					rec[name] = append([]string{v}, set...)
-				}
-				return nil
-			})
-		}})
-		s.Register(class+".remove_"+name, Method{Params: 2, Handler: func(c *Call) (any, error) {
-			v, err := c.String(1)
-			if err != nil {
-				return nil, err
-			}
-			return nil, c.modify(class, func(rec Record) error {
-				set, _ := rec[name].([]string)
-				rec[name] = slices.DeleteFunc(slices.Clone(set), func(e string) bool { return e == v })
-				return nil
-			})
-		}})
+			return nil
+		})
+	}
+}
+
+func setRemover(class string, f *FieldSchema) Handler {
+	return func(c *Call) (any, error) {
+		v, err := c.String(1)
+		if err != nil {
+			return nil, err
+		}
+		return nil, c.modify(class, func(rec Record) error {
+			set, _ := rec[f.Name].([]string)
+			rec[f.Name] = slices.DeleteFunc(slices.Clone(set), func(e string) bool { return strings.EqualFold(e, v) && (f.Enum != "" || e == v) })
+			return nil
+		})
 	}
 }
 
@@ -248,7 +368,7 @@ func (c *Call) fieldArg(i int, f *FieldSchema) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return canonicalEnum(f, v), nil
+		return canonicalEnum(f, v)
 	case KindInt:
 		return c.Int(i)
 	case KindFloat:
@@ -266,10 +386,20 @@ func (c *Call) fieldArg(i int, f *FieldSchema) (any, error) {
 		return t, nil
 	case KindStringSet:
 		v, err := c.Strings(i)
+		if err != nil {
+			return nil, err
+		}
 		if v == nil {
 			v = []string{}
 		}
-		return v, err
+		if f.Enum != "" {
+			for j := range v {
+				if v[j], err = canonicalEnum(f, v[j]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return v, nil
 	case KindIntSet:
 		raw, err := c.slice(i)
 		if err != nil {
@@ -357,11 +487,17 @@ func structToField(method string, f *FieldSchema, m map[string]any) (any, error)
 	}
 }
 
-// canonicalEnum returns v in the canonical case of f's default when they
-// match case-insensitively (XAPI accepts enums in any case).
-func canonicalEnum(f *FieldSchema, v string) string {
-	if d, ok := f.Default.(string); ok && strings.EqualFold(d, v) {
-		return d
+// canonicalEnum returns v in the canonical case of f's enum type (XAPI
+// accepts enums in any case), or INVALID_VALUE if it is not a value of it.
+func canonicalEnum(f *FieldSchema, v string) (string, error) {
+	values := enumTable[f.Enum]
+	if values == nil {
+		return v, nil
 	}
-	return v
+	for _, e := range values {
+		if strings.EqualFold(e, v) {
+			return e, nil
+		}
+	}
+	return "", NewFault("INVALID_VALUE", f.Name, v)
 }

@@ -1,6 +1,10 @@
 package xapisim
 
-//go:generate go run ./internal/schemagen -in ../../../shared/reference/xapi-fields.md -out schema.go
+// The schema is generated from XAPI's datamodel JSON, _data/xenapi.json of
+// github.com/xapi-project/xapi-project.github.io (read at commit
+// b6706103bf3b3ed049e62d4d352a1cfe9f3e84b6); fetch it next to this file to
+// regenerate.
+//go:generate go run ./internal/schemagen -in xenapi.json -out schema.go
 
 import (
 	"maps"
@@ -46,6 +50,9 @@ type FieldSchema struct {
 	// Default is the default value, or the typed zero value when the
 	// datamodel has none. Never modify it: NewRecord copies it.
 	Default any
+	// Enum names the enum type of an enum field, enum set, or map with
+	// enum values ("" otherwise); Enum(name) lists its values.
+	Enum string
 }
 
 // RW reports whether the field is settable through set_<field>.
@@ -57,14 +64,47 @@ type CtorArg struct {
 	Required bool
 }
 
+// MessageSchema describes one message (API call) of a class.
+type MessageSchema struct {
+	// Name is the message name without the class ("get_record").
+	Name string
+	// Params is the number of parameters after the session ref; Defaults
+	// how many trailing ones are optional.
+	Params, Defaults int
+	// Session reports whether the first parameter is a session ref.
+	Session bool
+	// Implicit marks messages the datamodel generates (accessors, create,
+	// destroy); Removed marks messages that answer MESSAGE_REMOVED.
+	Implicit, Removed bool
+	// Result is the datamodel type of the result ("void", "VM ref", ...).
+	Result string
+}
+
 // ClassSchema describes one XAPI class: its public fields in datamodel
-// order and, for classes with a constructor, the constructor's fields.
+// order, its messages and, for classes with a constructor, the
+// constructor's fields (RW and RO/constructor fields; those without a
+// default are required).
 type ClassSchema struct {
 	Name        string
 	Doc         string
 	Fields      []FieldSchema
 	Constructor []CtorArg
+	Messages    []MessageSchema
 }
+
+// Message returns the message called name ("get_record").
+func (c *ClassSchema) Message(name string) (*MessageSchema, bool) {
+	for i := range c.Messages {
+		if c.Messages[i].Name == name {
+			return &c.Messages[i], true
+		}
+	}
+	return nil, false
+}
+
+// Enum returns the values of the enum type called name, in datamodel
+// (canonical) spelling.
+func Enum(name string) []string { return slices.Clone(enumTable[name]) }
 
 // Field returns the field called name.
 func (c *ClassSchema) Field(name string) (*FieldSchema, bool) {
@@ -77,10 +117,10 @@ func (c *ClassSchema) Field(name string) (*FieldSchema, bool) {
 }
 
 // Stored reports whether objects of the class live in the database (and so
-// get implicit messages and a valid_ref_counts entry). The event and
-// vdi_nbd_server_info classes are records only.
+// have a valid_ref_counts entry): classes with a get_record message.
 func (c *ClassSchema) Stored() bool {
-	return c.Name != "event" && c.Name != "vdi_nbd_server_info"
+	_, ok := c.Message("get_record")
+	return ok
 }
 
 // Schema returns the schema of class (case-sensitive XAPI class name).

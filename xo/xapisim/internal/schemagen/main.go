@@ -1,48 +1,75 @@
 // Command schemagen generates xo/xapisim/schema.go, the simulator's table of
-// XAPI classes and fields, from the field appendix (xapi-fields.md, itself
-// generated from XAPI's datamodel JSON).
+// XAPI classes, fields, messages and enums, from XAPI's datamodel JSON
+// (xapi-project/xapi-project.github.io, file _data/xenapi.json; the field
+// appendix xapi-fields.md is generated from the same file).
 //
-// Usage (from xo/xapisim, see the go:generate line in schema_gen.go):
+// The JSON is read rather than the appendix because only the JSON lists
+// every message of every class, including the generated accessors: the
+// appendix's qualifier alone does not say which setters exist (VM.other_config
+// is "RO/constructor" there, yet VM.set_other_config and add_to_other_config
+// exist), and it covers 33 of the 72 classes.
 //
-//	go run ./internal/schemagen -in ../../../shared/reference/xapi-fields.md -out schema.go
+// Usage (from xo/xapisim, see the go:generate line in record.go):
+//
+//	go run ./internal/schemagen -in xenapi.json -out schema.go
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"go/format"
-	"io"
 	"log"
 	"os"
-	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
 
-type field struct {
-	name, typ, qualifier, def string
+type jsonClass struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Fields      []struct {
+		Name      string    `json:"name"`
+		Type      string    `json:"type"`
+		Qualifier string    `json:"qualifier"`
+		Default   *string   `json:"default"`
+		Lifecycle lifecycle `json:"lifecycle"`
+	} `json:"fields"`
+	Messages []struct {
+		Name   string   `json:"name"`
+		Result []string `json:"result"`
+		Params []struct {
+			Name     string `json:"name"`
+			Type     string `json:"type"`
+			Required bool   `json:"required"`
+		} `json:"params"`
+		Lifecycle lifecycle `json:"lifecycle"`
+		Implicit  bool      `json:"implicit"`
+	} `json:"messages"`
+	Enums []struct {
+		Name   string `json:"name"`
+		Values []struct {
+			Name string `json:"name"`
+		} `json:"values"`
+	} `json:"enums"`
 }
 
-type class struct {
-	name, doc string
-	fields    []field
-	ctor      []string // constructor args; "*" suffix = required
-	hasCtor   bool
+type lifecycle struct {
+	State string `json:"state"`
 }
 
 func main() {
-	in := flag.String("in", "", "xapi-fields.md to read")
+	in := flag.String("in", "", "xenapi.json to read")
 	out := flag.String("out", "schema.go", "Go file to write")
 	flag.Parse()
-	f, err := os.Open(*in)
+	b, err := os.ReadFile(*in)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer f.Close()
-	classes, err := parse(f)
-	if err != nil {
+	var classes []jsonClass
+	if err := json.Unmarshal(b, &classes); err != nil {
 		log.Fatal(err)
 	}
 	src, err := generate(classes)
@@ -54,52 +81,10 @@ func main() {
 	}
 }
 
-var ctorRE = regexp.MustCompile("^Constructor: `([A-Za-z_]+)\\.create\\(session, record\\)`.*The constructor args are: (.*) \\(\\* = non-optional\\)\\.$")
-
-func parse(r io.Reader) ([]*class, error) {
-	var classes []*class
-	var cur *class
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "## "):
-			name := strings.TrimPrefix(line, "## ")
-			cur = nil
-			if strings.Contains(name, " ") { // "Enums referenced above"
-				continue
-			}
-			cur = &class{name: name}
-			classes = append(classes, cur)
-		case cur == nil:
-		case strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| field ") && !strings.HasPrefix(line, "|---"):
-			cols := strings.Split(strings.Trim(line, "|"), " | ")
-			if len(cols) != 6 {
-				return nil, fmt.Errorf("class %s: bad row %q", cur.name, line)
-			}
-			for i := range cols {
-				cols[i] = strings.TrimSpace(cols[i])
-			}
-			cur.fields = append(cur.fields, field{name: cols[0], typ: cols[1], qualifier: cols[2], def: cols[5]})
-		case strings.HasPrefix(line, "Constructor: "):
-			m := ctorRE.FindStringSubmatch(line)
-			if m == nil || m[1] != cur.name {
-				return nil, fmt.Errorf("class %s: bad constructor line", cur.name)
-			}
-			cur.hasCtor = true
-			cur.ctor = strings.Split(m[2], ", ")
-		case cur.doc == "" && line != "" && !strings.HasPrefix(line, "|") && !strings.HasPrefix(line, "Explicit") && !strings.HasPrefix(line, "- "):
-			cur.doc = line
-		}
-	}
-	return classes, sc.Err()
-}
-
-// kind maps a datamodel type to the schema's Kind constant and Go value type.
+// kind maps a datamodel type to the schema's Kind constant.
 func kind(typ string) (string, error) {
 	switch {
-	case typ == "string":
+	case typ == "string" || typ == "string option":
 		return "KindString", nil
 	case typ == "int":
 		return "KindInt", nil
@@ -111,11 +96,11 @@ func kind(typ string) (string, error) {
 		return "KindDateTime", nil
 	case strings.HasPrefix(typ, "enum ") && !strings.Contains(typ, " set"):
 		return "KindEnum", nil
-	case strings.HasSuffix(typ, " ref") && !strings.Contains(typ, " "+"->"):
+	case strings.HasSuffix(typ, " ref") && !strings.Contains(typ, "->"):
 		return "KindRef", nil
 	case typ == "int set":
 		return "KindIntSet", nil
-	case strings.HasSuffix(typ, " set"):
+	case strings.HasSuffix(typ, " set") && !strings.Contains(typ, "->"):
 		return "KindStringSet", nil
 	case strings.HasSuffix(typ, " map"):
 		kv := strings.TrimSuffix(strings.TrimPrefix(typ, "("), ") map")
@@ -132,17 +117,32 @@ func kind(typ string) (string, error) {
 			return "KindStringMap", nil
 		}
 		return "", fmt.Errorf("bad map value type %q", typ)
-	case strings.HasSuffix(typ, " record"):
+	case strings.HasSuffix(typ, " record") || strings.HasSuffix(typ, " record option"):
 		return "KindRecord", nil
 	}
 	return "", fmt.Errorf("unknown type %q", typ)
+}
+
+// enumOf returns the enum type named in a field type, if any.
+func enumOf(typ string) string {
+	i := strings.Index(typ, "enum ")
+	if i < 0 {
+		return ""
+	}
+	name := typ[i+5:]
+	if j := strings.IndexAny(name, " )"); j >= 0 {
+		name = name[:j]
+	}
+	return name
 }
 
 // defaultExpr returns the Go expression of a field's default value.
 func defaultExpr(k, def string) (string, error) {
 	switch def {
 	case "Null", "OpaqueRef:NULL":
-		return strconv.Quote("OpaqueRef:NULL"), nil
+		if k == "KindRef" || k == "KindString" {
+			return strconv.Quote("OpaqueRef:NULL"), nil
+		}
 	}
 	switch k {
 	case "KindString", "KindEnum", "KindRef":
@@ -181,13 +181,18 @@ func defaultExpr(k, def string) (string, error) {
 		}
 		return "epoch", nil
 	case "KindStringSet":
-		if def != "" && def != "{}" {
-			return "", fmt.Errorf("set default %q", def)
+		if def == "" || def == "{}" {
+			return "[]string{}", nil
 		}
-		return "[]string{}", nil
+		var b strings.Builder
+		b.WriteString("[]string{")
+		for _, s := range strings.Split(strings.Trim(def, "{}"), ", ") {
+			b.WriteString(strconv.Quote(strings.Trim(s, `"`)) + ", ")
+		}
+		b.WriteString("}")
+		return b.String(), nil
 	case "KindIntSet":
-		switch def {
-		case "", "{}":
+		if def == "" || def == "{}" {
 			return "[]int64{}", nil
 		}
 		var ns []string
@@ -213,7 +218,6 @@ func defaultExpr(k, def string) (string, error) {
 		if def == "" || def == "{}" {
 			return "map[string]string{}", nil
 		}
-		// {"address" -> "localhost", "port" -> "27000"}
 		var b strings.Builder
 		b.WriteString("map[string]string{")
 		for _, kv := range strings.Split(strings.Trim(def, "{}"), ", ") {
@@ -236,34 +240,91 @@ func defaultExpr(k, def string) (string, error) {
 	return "", fmt.Errorf("no default for %s %q", k, def)
 }
 
-func generate(classes []*class) ([]byte, error) {
+func generate(classes []jsonClass) ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString("// Code generated by internal/schemagen from xapi-fields.md; DO NOT EDIT.\n\npackage xapisim\n\n")
-	b.WriteString("// schemaTable lists every class of the field appendix. It is never modified.\n")
+	b.WriteString("// Code generated by internal/schemagen from XAPI's xenapi.json; DO NOT EDIT.\n\npackage xapisim\n\n")
+	b.WriteString("// schemaTable lists every class of XAPI's datamodel. It is never modified.\n")
 	b.WriteString("var schemaTable = []*ClassSchema{\n")
+	enums := map[string][]string{}
 	for _, c := range classes {
-		fmt.Fprintf(&b, "\t{\n\t\tName: %q,\n\t\tDoc: %q,\n", c.name, c.doc)
-		if c.hasCtor {
-			b.WriteString("\t\tConstructor: []CtorArg{")
-			for _, a := range c.ctor {
-				fmt.Fprintf(&b, "{%q, %v}, ", strings.TrimSuffix(a, "*"), strings.HasSuffix(a, "*"))
+		for _, e := range c.Enums {
+			var vs []string
+			for _, v := range e.Values {
+				vs = append(vs, v.Name)
 			}
-			b.WriteString("},\n")
+			enums[e.Name] = vs
+		}
+		doc := strings.TrimSpace(strings.SplitN(c.Description, "\n", 2)[0])
+		fmt.Fprintf(&b, "\t{\n\t\tName: %q,\n\t\tDoc: %q,\n", c.Name, doc)
+		hasCreate := false
+		for _, m := range c.Messages {
+			if m.Name == "create" && m.Implicit {
+				hasCreate = true
+			}
 		}
 		b.WriteString("\t\tFields: []FieldSchema{\n")
-		for _, f := range c.fields {
-			k, err := kind(f.typ)
-			if err != nil {
-				return nil, fmt.Errorf("%s.%s: %w", c.name, f.name, err)
+		var ctor []string
+		for _, f := range c.Fields {
+			if f.Lifecycle.State == "Removed_s" {
+				continue
 			}
-			d, err := defaultExpr(k, f.def)
+			k, err := kind(f.Type)
 			if err != nil {
-				return nil, fmt.Errorf("%s.%s: %w", c.name, f.name, err)
+				return nil, fmt.Errorf("%s.%s: %w", c.Name, f.Name, err)
 			}
-			fmt.Fprintf(&b, "\t\t\t{Name: %q, Type: %q, Kind: %s, Qualifier: %q, HasDefault: %v, Default: %s},\n",
-				f.name, f.typ, k, f.qualifier, f.def != "", d)
+			def := ""
+			if f.Default != nil {
+				def = *f.Default
+			}
+			d, err := defaultExpr(k, def)
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", c.Name, f.Name, err)
+			}
+			fmt.Fprintf(&b, "\t\t\t{Name: %q, Type: %q, Kind: %s, Qualifier: %q, Enum: %q, HasDefault: %v, Default: %s},\n",
+				f.Name, f.Type, k, f.Qualifier, enumOf(f.Type), f.Default != nil, d)
+			if hasCreate && (f.Qualifier == "RW" || f.Qualifier == "RO/constructor") {
+				ctor = append(ctor, fmt.Sprintf("{%q, %v}", f.Name, f.Default == nil))
+			}
+		}
+		b.WriteString("\t\t},\n")
+		if hasCreate {
+			b.WriteString("\t\tConstructor: []CtorArg{" + strings.Join(ctor, ", ") + "},\n")
+		}
+		b.WriteString("\t\tMessages: []MessageSchema{\n")
+		for _, m := range c.Messages {
+			params, defaults, session := 0, 0, false
+			for i, p := range m.Params {
+				if i == 0 && p.Name == "session_id" && p.Type == "session ref" {
+					session = true
+					continue
+				}
+				params++
+				if !p.Required {
+					defaults++
+				}
+			}
+			result := "void"
+			if len(m.Result) > 0 {
+				result = m.Result[0]
+			}
+			fmt.Fprintf(&b, "\t\t\t{%q, %d, %d, %v, %v, %v, %q},\n", m.Name, params, defaults, session,
+				m.Implicit, m.Lifecycle.State == "Removed_s", result)
 		}
 		b.WriteString("\t\t},\n\t},\n")
+	}
+	b.WriteString("}\n\n// enumTable lists the values of every enum type. It is never modified.\n")
+	b.WriteString("var enumTable = map[string][]string{\n")
+	names := make([]string, 0, len(enums))
+	for n := range enums {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "\t%q: {", n)
+		for _, v := range enums[n] {
+			fmt.Fprintf(&b, "%q, ", v)
+		}
+		b.WriteString("},\n")
 	}
 	b.WriteString("}\n")
 	return format.Source(b.Bytes())
