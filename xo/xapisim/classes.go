@@ -1,0 +1,193 @@
+package xapisim
+
+import (
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+)
+
+// classRegistrars register the explicit messages of each class (the
+// behaviour beyond the generic implicit getters and setters). New calls
+// them in order after the implicit messages, so an explicit create or
+// destroy here replaces the generic one. The list is never modified.
+var classRegistrars = []func(*Simulator){
+	registerHost,
+	registerVM,
+	registerVDI,
+	registerVBD,
+	registerVIF,
+	registerSR,
+	registerNetwork,
+	registerMessage,
+}
+
+// maps_clone returns a copy of a string map (never nil).
+func maps_clone(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return maps.Clone(m)
+}
+
+// constructorFields converts the record argument of <class>.create to a
+// Record of schema-typed values, checking the constructor's required
+// fields. Fields that are not constructor arguments are ignored, as XAPI
+// does.
+func constructorFields(c *Call, class string, args map[string]any) (Record, error) {
+	schema, ok := Schema(class)
+	if !ok {
+		return nil, fmt.Errorf("xapisim: no schema for %s", class)
+	}
+	out := Record{}
+	for _, arg := range schema.Constructor {
+		v, present := args[arg.Name]
+		if !present {
+			if arg.Required {
+				return nil, NewFault("INTERNAL_ERROR", fmt.Sprintf("Missing field %s in %s.create record", arg.Name, class))
+			}
+			continue
+		}
+		f, ok := schema.Field(arg.Name)
+		if !ok {
+			continue
+		}
+		cv, ok := wireToKind(f.Kind, v)
+		if !ok {
+			return nil, NewFault("INTERNAL_ERROR", fmt.Sprintf("%s.create: field %s: expected %s, got %v", class, arg.Name, f.Type, v))
+		}
+		out[arg.Name] = cv
+	}
+	return out, nil
+}
+
+// wireToKind converts a decoded wire value to the Go type of kind.
+func wireToKind(kind Kind, v any) (any, bool) {
+	switch kind {
+	case KindString, KindEnum, KindRef:
+		switch v := v.(type) {
+		case string:
+			return v, true
+		case nil:
+			return "", true
+		}
+	case KindInt:
+		switch v := v.(type) {
+		case int64:
+			return v, true
+		case float64:
+			return int64(v), v == float64(int64(v))
+		case string:
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	case KindFloat:
+		switch v := v.(type) {
+		case float64:
+			return v, true
+		case int64:
+			return float64(v), true
+		case string:
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	case KindBool:
+		switch v := v.(type) {
+		case bool:
+			return v, true
+		case string:
+			b, err := strconv.ParseBool(v)
+			return b, err == nil
+		}
+	case KindDateTime:
+		switch v := v.(type) {
+		case time.Time:
+			return v, true
+		case string:
+			return ParseTime(v)
+		}
+	case KindStringSet:
+		switch v := v.(type) {
+		case []any:
+			out := make([]string, 0, len(v))
+			for _, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return nil, false
+				}
+				out = append(out, s)
+			}
+			return out, true
+		case []string:
+			return append([]string{}, v...), true
+		case string, nil:
+			if v == nil || v == "" {
+				return []string{}, true
+			}
+		}
+	case KindIntSet:
+		if l, ok := v.([]any); ok {
+			out := make([]int64, 0, len(l))
+			for _, e := range l {
+				n, ok := wireToKind(KindInt, e)
+				if !ok {
+					return nil, false
+				}
+				out = append(out, n.(int64))
+			}
+			return out, true
+		}
+		if v == nil || v == "" {
+			return []int64{}, true
+		}
+	case KindStringMap:
+		switch v := v.(type) {
+		case map[string]any:
+			out := make(map[string]string, len(v))
+			for k, e := range v {
+				s, ok := e.(string)
+				if !ok {
+					return nil, false
+				}
+				out[k] = s
+			}
+			return out, true
+		case map[string]string:
+			return maps.Clone(v), true
+		case string, nil:
+			if v == nil || v == "" {
+				return map[string]string{}, true
+			}
+		}
+	case KindIntMap:
+		if m, ok := v.(map[string]any); ok {
+			out := make(map[string]int64, len(m))
+			for k, e := range m {
+				n, ok := wireToKind(KindInt, e)
+				if !ok {
+					return nil, false
+				}
+				out[k] = n.(int64)
+			}
+			return out, true
+		}
+	}
+	return nil, false
+}
+
+// refArg returns argument i as a ref to an existing object of class, or
+// HANDLE_INVALID.
+func refArg(tx *Tx, c *Call, i int, class string) (string, Record, error) {
+	ref, err := c.String(i)
+	if err != nil {
+		return "", nil, err
+	}
+	rec, ok := tx.GetClass(class, ref)
+	if !ok {
+		return "", nil, NewFault("HANDLE_INVALID", class, ref)
+	}
+	return ref, rec, nil
+}
+
+// itoa64 formats n in decimal.
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
