@@ -1,0 +1,353 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Content types of collection answers.
+const (
+	contentJSON     = "application/json; charset=utf-8"
+	contentNDJSON   = "application/x-ndjson"
+	contentMarkdown = "text/markdown; charset=utf-8"
+)
+
+// flushBytes is how much output is buffered before it is sent.
+const flushBytes = 32 << 10
+
+// HrefIn returns the href function of objects listed under path, e.g.
+// HrefIn("/rest/v0/vms") maps {id: "abc"} to "/rest/v0/vms/abc". A trailing
+// slash of path is ignored.
+func HrefIn(path string) func(map[string]any) string {
+	path = strings.TrimRight(path, "/") + "/"
+	return func(obj map[string]any) string { return path + idString(obj["id"]) }
+}
+
+// idString is JavaScript's String(id).
+func idString(id any) string {
+	switch id := id.(type) {
+	case string:
+		return id
+	case nil:
+		return "undefined"
+	case float64, float32, int, int64, int32, uint, uint32, uint64:
+		return string(appendJSON(nil, id, false, 0))
+	}
+	return fmt.Sprint(id)
+}
+
+// mapper turns objects into collection items as q asks: the URL without
+// fields, else the picked fields (or every field for fields=*) followed by
+// href and url.
+type mapper struct {
+	fields *Fields
+	href   func(map[string]any) string
+}
+
+// appendItem appends the item for obj.
+func (m mapper) appendItem(b []byte, obj map[string]any, pretty bool, depth int) []byte {
+	href := m.href(obj)
+	if m.fields == nil {
+		return appendString(b, href)
+	}
+	if m.fields.All {
+		keys := make([]string, 0, len(obj)+2)
+		for _, k := range objectKeys(obj) {
+			if k != "href" && k != "url" {
+				keys = append(keys, k)
+			}
+		}
+		n := len(keys)
+		return appendObject(b, n+2, func(b []byte, i int) []byte {
+			switch i {
+			case n:
+				return appendValueAfterKey(appendString(b, "href"), href, pretty, depth)
+			case n + 1:
+				return appendValueAfterKey(appendString(b, "url"), href, pretty, depth)
+			}
+			return appendValueAfterKey(appendString(b, keys[i]), obj[keys[i]], pretty, depth)
+		}, pretty, depth)
+	}
+	p := m.pickLinked(obj, href)
+	return appendPickNode(b, p, pretty, depth)
+}
+
+// pickLinked picks the fields of obj and adds href and url last (a picked
+// field of either name is replaced).
+func (m mapper) pickLinked(obj map[string]any, href string) *pickNode {
+	p := m.fields.pick(obj)
+	for i := 0; i < len(p.keys); {
+		if p.keys[i] == "href" || p.keys[i] == "url" {
+			p.keys = append(p.keys[:i], p.keys[i+1:]...)
+			p.vals = append(p.vals[:i], p.vals[i+1:]...)
+			continue
+		}
+		i++
+	}
+	p.keys = append(p.keys, "href", "url")
+	p.vals = append(p.vals, href, href)
+	return p
+}
+
+// WriteCollection answers a collection: the objects of items that match
+// q.Filter, at most q.Limit of them (in items' order), each mapped as q.Fields
+// says (URLs, picked fields plus href and url, or whole objects plus href and
+// url), as pretty JSON (XO's 2 spaces), NDJSON (q.NDJSON) or a markdown table
+// (q.Markdown). href gives each object's URL (see HrefIn).
+//
+// The answer is streamed: items are encoded one by one and sent in chunks,
+// so a large collection is never held in one buffer. Once the first byte is
+// sent, errors can no longer change the status; they are returned for the
+// log. It stops early, returning the context's error, when the client leaves.
+func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter.Seq[map[string]any], href func(map[string]any) string) error {
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, flushBytes+4096)}
+	m := mapper{fields: q.Fields, href: href}
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	var md *markdownTable
+	switch {
+	case q.NDJSON:
+		h.Set("Content-Type", contentNDJSON)
+	case q.Markdown:
+		h.Set("Content-Type", contentMarkdown)
+		md = &markdownTable{}
+	default:
+		h.Set("Content-Type", contentJSON)
+		sw.buf = append(sw.buf, '[')
+	}
+	ctx := r.Context()
+	n := 0
+	for obj := range items {
+		if q.Limit >= 0 && n >= q.Limit {
+			break
+		}
+		if q.Filter != nil && !q.Filter.Match(obj) {
+			continue
+		}
+		switch {
+		case q.NDJSON:
+			sw.buf = m.appendItem(sw.buf, obj, false, 0)
+			sw.buf = append(sw.buf, '\n')
+		case md != nil:
+			sw.buf = md.appendRow(sw.buf, m, obj)
+		default:
+			if n > 0 {
+				sw.buf = append(sw.buf, ',')
+			}
+			sw.buf = append(sw.buf, '\n', ' ', ' ')
+			sw.buf = m.appendItem(sw.buf, obj, true, 1)
+		}
+		n++
+		if len(sw.buf) >= flushBytes {
+			if err := sw.flush(); err != nil {
+				return err
+			}
+		}
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("writing collection: %w", context.Cause(ctx))
+			}
+		}
+	}
+	switch {
+	case q.NDJSON:
+	case md != nil:
+		if n == 0 {
+			sw.buf = append(sw.buf, "No results."...)
+		}
+	default:
+		if n > 0 {
+			sw.buf = append(sw.buf, '\n')
+		}
+		sw.buf = append(sw.buf, ']')
+	}
+	return sw.flush()
+}
+
+// streamWriter sends a byte buffer to the client in chunks.
+type streamWriter struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte
+}
+
+// flush sends the buffer and flushes the connection.
+func (s *streamWriter) flush() error {
+	if len(s.buf) > 0 {
+		if _, err := s.w.Write(s.buf); err != nil {
+			return fmt.Errorf("writing response: %w", err)
+		}
+		s.buf = s.buf[:0]
+	}
+	if err := s.rc.Flush(); err != nil && err != http.ErrNotSupported {
+		return fmt.Errorf("flushing response: %w", err)
+	}
+	return nil
+}
+
+// markdownTable renders items as XO's makeMarkdownTable: the header is the
+// keys of the first object (without href and url); objects' cells are
+// compact JSON; "|" is escaped and newlines become spaces; URL items are
+// one per line; no items is "No results.".
+type markdownTable struct {
+	rows   int
+	header []string
+}
+
+func (t *markdownTable) appendRow(b []byte, m mapper, obj map[string]any) []byte {
+	if t.rows > 0 {
+		b = append(b, '\n')
+	}
+	t.rows++
+	href := m.href(obj)
+	if m.fields == nil {
+		return append(b, href...)
+	}
+	var get func(key string) (any, bool)
+	if m.fields.All {
+		get = func(key string) (any, bool) { v, ok := obj[key]; return v, ok }
+	} else {
+		p := m.fields.pick(obj)
+		get = func(key string) (any, bool) { v, i := p.get(key); return v, i >= 0 }
+		if t.header == nil {
+			t.header = []string{}
+			for _, i := range jsKeyOrder(p.keys) {
+				t.header = append(t.header, p.keys[i])
+			}
+		}
+	}
+	if t.header == nil {
+		t.header = []string{}
+		for _, k := range objectKeys(obj) {
+			if k != "href" && k != "url" {
+				t.header = append(t.header, k)
+			}
+		}
+	}
+	if t.rows == 1 {
+		b = append(b, '|')
+		for _, k := range t.header {
+			b = append(b, ' ')
+			b = appendCell(b, k)
+			b = append(b, " |"...)
+		}
+		b = append(b, "\n|"...)
+		for range t.header {
+			b = append(b, " --- |"...)
+		}
+		b = append(b, '\n')
+	}
+	b = append(b, '|')
+	for _, k := range t.header {
+		b = append(b, ' ')
+		if v, ok := get(k); ok {
+			b = appendCell(b, cellText(v))
+		}
+		b = append(b, " |"...)
+	}
+	return b
+}
+
+// cellText is a markdown cell's text: empty for null, compact JSON for
+// objects and arrays, the value for strings, numbers and booleans.
+func cellText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	}
+	return string(appendJSON(nil, v, false, 0))
+}
+
+// appendCell appends s with "|" escaped and line breaks as spaces.
+func appendCell(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '|':
+			b = append(b, '\\', '|')
+		case '\n':
+			b = append(b, ' ')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// Watch events.
+const (
+	EventUpdate = "update" // an object was created or changed
+	EventRemove = "remove" // an object was deleted
+)
+
+// Event is one change of a watched collection.
+type Event struct {
+	// Kind is EventUpdate or EventRemove.
+	Kind string
+	// Object is the object; for EventRemove at least its id.
+	Object map[string]any
+}
+
+// WriteWatch streams a watch answer (?ndjson&watch): one NDJSON line per
+// event, ["update", item] with item mapped as in WriteCollection (URL,
+// picked fields, or the whole object) for the updates that match
+// q.Filter, and ["remove", {"href": url}] for every removal (not filtered:
+// the removed object may not be known any more). A newline is sent every
+// keepAlive when nothing else was, and the output is flushed after every
+// line. It returns nil when events is closed, and the context's error when
+// the client leaves.
+func WriteWatch(w http.ResponseWriter, r *http.Request, q Query, events <-chan Event, href func(map[string]any) string, keepAlive time.Duration) error {
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, 4096)}
+	m := mapper{fields: q.Fields, href: href}
+	h := w.Header()
+	h.Set("Content-Type", contentNDJSON)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if err := sw.flush(); err != nil {
+		return err
+	}
+	if keepAlive <= 0 {
+		keepAlive = DefaultKeepAlive
+	}
+	ticker := time.NewTicker(keepAlive)
+	defer ticker.Stop()
+	ctx := r.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("watch: %w", context.Cause(ctx))
+		case <-ticker.C:
+			sw.buf = append(sw.buf, '\n')
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			switch ev.Kind {
+			case EventRemove:
+				sw.buf = append(sw.buf, `["remove",{"href":`...)
+				sw.buf = appendString(sw.buf, href(ev.Object))
+				sw.buf = append(sw.buf, "}]\n"...)
+			case EventUpdate:
+				if q.Filter != nil && !q.Filter.Match(ev.Object) {
+					continue
+				}
+				sw.buf = append(sw.buf, `["update",`...)
+				sw.buf = m.appendItem(sw.buf, ev.Object, false, 0)
+				sw.buf = append(sw.buf, "]\n"...)
+			default:
+				return fmt.Errorf("watch: unknown event kind %q", ev.Kind)
+			}
+			ticker.Reset(keepAlive)
+		}
+		if err := sw.flush(); err != nil {
+			return err
+		}
+	}
+}
