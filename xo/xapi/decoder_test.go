@@ -11,11 +11,11 @@ import (
 
 // Exact response bytes as XAPI emits them (xapi.md §1.3, §1.4).
 const (
-	respLogin = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value>OpaqueRef:3c5f7b0e-0d3a-4b8e-9d6a-1a2b3c4d5e6f</value></member></struct></value></param></params></methodResponse>`
-	respFailure = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name><value><array><data><value>HANDLE_INVALID</value><value>VM</value><value>OpaqueRef:bad</value></data></array></value></member></struct></value></param></params></methodResponse>`
+	respLogin       = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value>OpaqueRef:3c5f7b0e-0d3a-4b8e-9d6a-1a2b3c4d5e6f</value></member></struct></value></param></params></methodResponse>`
+	respFailure     = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name><value><array><data><value>HANDLE_INVALID</value><value>VM</value><value>OpaqueRef:bad</value></data></array></value></member></struct></value></param></params></methodResponse>`
 	respListMethods = `<?xml version="1.0"?><methodResponse><params><param><value><array><data><value>VM.get_all_records</value><value>host.get_all_records</value></data></array></value></param></params></methodResponse>`
-	respVoid = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value></value></member></struct></value></param></params></methodResponse>`
-	respRecord = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value><struct>` +
+	respVoid        = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value></value></member></struct></value></param></params></methodResponse>`
+	respRecord      = `<?xml version="1.0"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value><struct>` +
 		`<member><name>uuid</name><value>9b1f2c3d-0000-4000-8000-000000000001</value></member>` +
 		`<member><name>name_label</name><value>a &amp; b &lt;c&gt; &quot;d&quot; &#233;</value></member>` +
 		`<member><name>name_description</name><value/></member>` +

@@ -1,0 +1,384 @@
+package xapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures a Client. New validates them before any network call.
+type Options struct {
+	// URL of the pool master (or any pool member: HOST_IS_SLAVE is
+	// followed), "https://host" or "http://host:port". The path, if any, is
+	// where XML-RPC is posted ("/" by default; XAPI answers any POST path).
+	URL string
+	// Username and Password are the XAPI credentials (e.g. root).
+	Username string
+	Password string
+	// Originator is sent at login so that XAPI groups this client's
+	// sessions (xapi.md §2). Default "xorest".
+	Originator string
+	// Version is the API version sent at login. Default "1.1".
+	Version string
+
+	// TLS, for https URLs. With none of the options below the system roots
+	// verify the host certificate.
+	//
+	// CAFile and CAPEM add trusted roots (XAPI's self-signed certificate,
+	// or the pool's CA), replacing the system roots.
+	CAFile string
+	CAPEM  []byte
+	// Fingerprints pins the SHA-256 digest of the host's leaf certificate,
+	// as 64 hex digits with or without colons (openssl x509 -fingerprint
+	// -sha256). Any listed digest is accepted, so list every pool member
+	// the client may be redirected to. Without CAFile/CAPEM the chain is
+	// not otherwise verified; with them, both checks must pass.
+	Fingerprints []string
+	// TLSServerName overrides the name verified against the certificate.
+	TLSServerName string
+	// Insecure disables certificate verification. It cannot be combined
+	// with CAFile, CAPEM or Fingerprints.
+	Insecure bool
+
+	// MaxConns bounds the concurrent XML-RPC connections to the host;
+	// calls beyond it wait for a free connection. Default 32. Long polls
+	// (event.from of watchers and task waits) use their own connections
+	// and are not counted.
+	MaxConns int
+	// CallTimeout bounds each call whose context has no earlier deadline.
+	// Zero means no bound besides the context.
+	CallTimeout time.Duration
+	// EventTimeout is the timeout given to blocking event.from calls
+	// (task waits and watchers). Default 30s. The HTTP exchange may take
+	// EventTimeout plus 15s before it is abandoned.
+	EventTimeout time.Duration
+}
+
+func (o *Options) valid() error {
+	if o.URL == "" {
+		return ErrRequiredURL
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return ErrInvalidURL
+	}
+	if o.Username == "" {
+		return ErrRequiredUsername
+	}
+	for _, f := range o.Fingerprints {
+		if _, err := parseFingerprint(f); err != nil {
+			return err
+		}
+	}
+	if o.Insecure && (o.CAFile != "" || len(o.CAPEM) > 0 || len(o.Fingerprints) > 0) {
+		return ErrConflictingTLS
+	}
+	if o.CallTimeout < 0 || o.EventTimeout < 0 || o.MaxConns < 0 {
+		return ErrInvalidTimeout
+	}
+	return nil
+}
+
+// Client is an XAPI client for one pool. It is safe for concurrent use:
+// calls run in parallel over a pool of HTTP connections (kolo's own Client
+// would serialise them). It logs in lazily on first use, logs in again
+// once when a call fails with SESSION_INVALID, and follows HOST_IS_SLAVE to
+// the pool master.
+type Client struct {
+	opts Options
+	rpc  *http.Client // ordinary calls, bounded pool
+	long *http.Client // event.from long polls, separate connections
+
+	mu      sync.Mutex
+	base    *url.URL // current endpoint (the master once known)
+	session Ref
+	closed  bool
+
+	loginMu sync.Mutex // one login at a time
+}
+
+// New validates opts and returns a Client. It does not touch the network.
+func New(opts Options) (*Client, error) {
+	if err := opts.valid(); err != nil {
+		return nil, err
+	}
+	if opts.Originator == "" {
+		opts.Originator = "xorest"
+	}
+	if opts.Version == "" {
+		opts.Version = "1.1"
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 32
+	}
+	if opts.EventTimeout == 0 {
+		opts.EventTimeout = 30 * time.Second
+	}
+	tlsConf, err := tlsConfig(&opts)
+	if err != nil {
+		return nil, err
+	}
+	base, _ := url.Parse(opts.URL) // checked by valid
+	if base.Path == "" {
+		base.Path = "/"
+	}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	newTransport := func(maxConns int) *http.Transport {
+		return &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         dialer.DialContext,
+			TLSClientConfig:     tlsConf,
+			TLSHandshakeTimeout: 15 * time.Second,
+			MaxIdleConns:        maxConns,
+			MaxIdleConnsPerHost: maxConns,
+			MaxConnsPerHost:     maxConns,
+			IdleConnTimeout:     90 * time.Second,
+		}
+	}
+	return &Client{
+		opts: opts,
+		rpc:  &http.Client{Transport: newTransport(opts.MaxConns)},
+		long: &http.Client{Transport: newTransport(0)},
+		base: base,
+	}, nil
+}
+
+// URL returns the endpoint calls currently go to: the configured URL, or
+// the master's after a HOST_IS_SLAVE redirect.
+func (c *Client) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.String()
+}
+
+// Session returns the current session ref, or "" before login.
+func (c *Client) Session() Ref {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+// Login opens a session now (calls log in lazily otherwise). It follows
+// HOST_IS_SLAVE to the master. Wrong credentials give
+// ErrSessionAuthenticationFailed.
+func (c *Client) Login(ctx context.Context) error {
+	_, _, err := c.ensureSession(ctx, "")
+	return err
+}
+
+// Logout ends the session, if any. The Client stays usable: the next call
+// logs in again.
+func (c *Client) Logout(ctx context.Context) error {
+	c.mu.Lock()
+	sess, base := c.session, c.base
+	c.session = ""
+	c.mu.Unlock()
+	if sess == "" {
+		return nil
+	}
+	_, err := c.roundTrip(ctx, c.rpc, base, nil, "session.logout", []any{sess})
+	if errors.Is(err, ErrSessionInvalid) {
+		return nil // already gone
+	}
+	return err
+}
+
+// Close logs out and releases idle connections. Calls after Close fail
+// with ErrClosed.
+func (c *Client) Close(ctx context.Context) error {
+	err := c.Logout(ctx)
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.rpc.CloseIdleConnections()
+	c.long.CloseIdleConnections()
+	return err
+}
+
+// ensureSession returns a live session and the endpoint it belongs to,
+// logging in if there is none or if the current one equals stale.
+func (c *Client) ensureSession(ctx context.Context, stale Ref) (Ref, *url.URL, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return "", nil, ErrClosed
+	}
+	if c.session != "" && c.session != stale {
+		defer c.mu.Unlock()
+		return c.session, c.base, nil
+	}
+	c.mu.Unlock()
+
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	c.mu.Lock()
+	if c.session != "" && c.session != stale { // someone else logged in meanwhile
+		defer c.mu.Unlock()
+		return c.session, c.base, nil
+	}
+	base := c.base
+	c.mu.Unlock()
+
+	for hops := 0; ; hops++ {
+		var sess Ref
+		_, err := c.roundTrip(ctx, c.rpc, base, &sess, "session.login_with_password",
+			[]any{c.opts.Username, c.opts.Password, c.opts.Version, c.opts.Originator})
+		var xe *Error
+		if errors.As(err, &xe) && xe.Code == ErrHostIsSlave.Code && hops < 3 {
+			base = masterURL(base, xe.Param(0))
+			continue
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("login as %s: %w", c.opts.Username, err)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.session, c.base = sess, base
+		return sess, base, nil
+	}
+}
+
+// masterURL returns base with its host replaced by the master address from
+// HOST_IS_SLAVE, keeping the port unless the address carries one.
+func masterURL(base *url.URL, master string) *url.URL {
+	u := *base
+	if _, _, err := net.SplitHostPort(master); err == nil {
+		u.Host = master
+	} else if port := base.Port(); port != "" {
+		u.Host = net.JoinHostPort(strings.Trim(master, "[]"), port)
+	} else if strings.Contains(master, ":") {
+		u.Host = "[" + strings.Trim(master, "[]") + "]"
+	} else {
+		u.Host = master
+	}
+	return &u
+}
+
+// Call invokes method with the session prepended to args and returns the
+// result decoded as `any`: strings (XAPI sends ints, refs and enums as
+// strings), bool, float64, time.Time, map[string]any, []any. Arguments are
+// encoded as described at EncodeCall. XAPI failures are *Error; transport
+// failures match ErrUnreachable.
+func (c *Client) Call(ctx context.Context, method string, args ...any) (any, error) {
+	return c.call(ctx, c.rpc, nil, method, args)
+}
+
+// CallInto is Call decoding the result into out, a non-nil pointer (see
+// the package documentation for the conversions).
+func (c *Client) CallInto(ctx context.Context, out any, method string, args ...any) error {
+	_, err := c.call(ctx, c.rpc, out, method, args)
+	return err
+}
+
+// CallWithoutSession invokes a method that takes no session, such as
+// system.listMethods, with exactly args. out works as in CallInto; when it
+// is nil the result is returned decoded as `any`.
+func (c *Client) CallWithoutSession(ctx context.Context, out any, method string, args ...any) (any, error) {
+	c.mu.Lock()
+	base, closed := c.base, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	return c.roundTrip(ctx, c.rpc, base, out, method, args)
+}
+
+// call runs a session call with the retry rules of Client.
+func (c *Client) call(ctx context.Context, hc *http.Client, out any, method string, args []any) (any, error) {
+	var stale Ref
+	for attempt := 0; ; attempt++ {
+		sess, base, err := c.ensureSession(ctx, stale)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		full := make([]any, 0, len(args)+1)
+		full = append(append(full, sess), args...)
+		v, err := c.roundTrip(ctx, hc, base, out, method, full)
+		var xe *Error
+		if attempt == 0 && errors.As(err, &xe) {
+			switch xe.Code {
+			case ErrSessionInvalid.Code:
+				// rejected before running: safe to retry any call
+				stale = sess
+				continue
+			case ErrHostIsSlave.Code:
+				// the master moved; the session belonged to a member
+				c.mu.Lock()
+				if c.session == sess {
+					c.base = masterURL(base, xe.Param(0))
+					c.session = ""
+				}
+				c.mu.Unlock()
+				stale = sess
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", method, err)
+		}
+		return v, nil
+	}
+}
+
+// roundTrip performs one XML-RPC exchange.
+func (c *Client) roundTrip(ctx context.Context, hc *http.Client, base *url.URL, out any, method string, args []any) (any, error) {
+	body, err := EncodeCall(method, args...)
+	if err != nil {
+		return nil, err
+	}
+	if c.opts.CallTimeout > 0 {
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.opts.CallTimeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
+			defer cancel()
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "text/xml")
+	req.Header.Set("User-Agent", "xorest-xapi/1")
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, &TransportError{Method: method, URL: base.Redacted(), Err: unwrapURLError(err)}
+	}
+	defer func() {
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // let the connection be reused
+		resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, &TransportError{Method: method, URL: base.Redacted(), StatusCode: resp.StatusCode}
+	}
+	v, err := DecodeResponse(resp.Body, out)
+	if err != nil {
+		var xe *Error
+		if errors.As(err, &xe) {
+			return nil, xe
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, &TransportError{Method: method, URL: base.Redacted(), Err: err}
+	}
+	return v, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,64 @@
+// Package xapi is a client for XAPI, the management API of XenServer and
+// XCP-ng pools: XML-RPC over HTTP(S), sessions, typed errors, typed
+// records, tasks and events. The wire details it follows are in
+// reference/xapi.md (§1 protocol, §2 sessions, §4 events, §5 tasks).
+//
+// # Client
+//
+// New validates Options (no network I/O) and returns a Client that is safe
+// for concurrent use. Calls run in parallel on a bounded pool of HTTP
+// connections (Options.MaxConns); long polls (event.from for watchers and
+// task waits) use separate connections. The Client logs in lazily with
+// session.login_with_password(user, password, version, originator), logs
+// in again and retries once when a call fails with SESSION_INVALID, and
+// follows HOST_IS_SLAVE to the pool master, at login and on calls. Every
+// call takes a context for cancellation and deadlines. TLS trusts the
+// system roots, a CA (Options.CAFile/CAPEM), or pinned SHA-256
+// fingerprints of the host's leaf certificate (XAPI's certificates are
+// self-signed); skipping verification needs an explicit Options.Insecure.
+//
+// # Errors
+//
+// An XAPI failure is an *Error{Code, Params}; match it with errors.Is and
+// the sentinels (ErrHandleInvalid, ErrVMBadPowerState, …) or any
+// &Error{Code: "..."}. A failure to reach the host or to get a well-formed
+// answer matches ErrUnreachable (a *TransportError), which the REST layer
+// maps to 503. A context's end is reported as the context's error.
+//
+// # Encoding
+//
+// Requests are encoded by kolo/xmlrpc (EncodeCall): always with <params>,
+// integers as decimal strings as XO sends them, times as
+// "YYYYMMDDTHH:MM:SSZ". Responses are decoded by a streaming decoder of
+// this package (DecodeResponse), differentially fuzzed against kolo's and
+// several times faster; kolo's reflection decoder also loses the members
+// that follow an empty value, which XAPI sends for every empty string.
+//
+// Decoded into `any`, values are: string for untyped values, <string> and
+// <base64> (not base64-decoded) — XAPI's ints, refs, enums and strings are
+// all untyped strings; int64 for <int>/<i4>/<i8>; float64; bool; time.Time
+// (UTC when the value has "Z" or no zone); nil for <nil/>;
+// map[string]any; []any. Untyped strings keep their whitespace (kolo trims
+// it) and empty values are "" (kolo gives nil). Typed decoding (CallInto,
+// GetAllRecords[T], the record types) converts as the target asks: ints and
+// floats parse from strings, "" and <nil/> give zero values, refs are Ref.
+// A Ref that IsNull ("", "OpaqueRef:NULL", "Ref:…") names no object.
+//
+// # Records
+//
+// The typed records (Pool, Host, VM, VDI, Task, …; records_gen.go) carry
+// every public field of their class, generated from the datamodel field
+// tables. GetAllRecords[T] and GetRecord[T] fetch them, as do shortcuts
+// such as Client.VMs. Client.GetAllRecords returns the generic
+// map[Ref]map[string]any form.
+//
+// # Tasks and events
+//
+// CallAsync starts "Async.<method>" and returns the task; WaitTask waits
+// with event.from on the task (polling task.get_record on hosts without
+// event.from) and returns the decoded task result or the task's error;
+// CallAsyncWait does both and destroys the task. EventFrom is one
+// event.from call; a Watcher runs the event.from loop for many
+// subscribers, with full reloads (Reset batches) after EVENTS_LOST, a
+// session change, or a subscriber falling behind.
+package xapi
