@@ -234,7 +234,7 @@ func invariantErrors(tx *Tx) []string {
 				fail("VM %s is %s but resident_on=%s domid=%d", vm, power, str(rec, "resident_on"), rec["domid"])
 			}
 		}
-		if (power == "Suspended") != isRef(str(rec, "suspend_VDI")) {
+		if power != "Suspended" && isRef(str(rec, "suspend_VDI")) {
 			fail("VM %s is %s with suspend_VDI %s", vm, power, str(rec, "suspend_VDI"))
 		}
 		for _, vbd := range strSet(rec, "VBDs") {
