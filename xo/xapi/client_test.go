@@ -3,6 +3,9 @@ package xapi_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -283,6 +286,30 @@ func TestUnreachable(t *testing.T) {
 	var te *xapi.TransportError
 	if !errors.Is(err, xapi.ErrUnreachable) || !errors.As(err, &te) {
 		t.Fatalf("err = %v", err)
+	}
+
+	// an HTTP error page (XAPI answers malformed requests with a 500)
+	h500 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "<html><body><h1>Internal Error</h1></body></html>")
+	}))
+	defer h500.Close()
+	c500, _ := xapi.New(xapi.Options{URL: h500.URL, Username: "root"})
+	_, err = c500.Call(context.Background(), "pool.get_all")
+	if !errors.Is(err, xapi.ErrUnreachable) || !errors.As(err, &te) || te.StatusCode != 500 {
+		t.Fatalf("HTTP 500: %v", err)
+	}
+
+	// a 200 whose body is not XML-RPC
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<html>proxy login page</html>")
+	}))
+	defer bad.Close()
+	cbad, _ := xapi.New(xapi.Options{URL: bad.URL, Username: "root"})
+	_, err = cbad.Call(context.Background(), "pool.get_all")
+	if !errors.Is(err, xapi.ErrUnreachable) || !errors.Is(err, xapi.ErrInvalidResponse) {
+		t.Fatalf("non-XML-RPC body: %v", err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
