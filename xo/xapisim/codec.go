@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -465,9 +464,27 @@ func invalidUTF8(params []any) (string, bool) {
 // handles the Go types documented on Record plus int, Int32, []int64,
 // map[string]int64, map[string][]string, []Record and nil (void).
 type encoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	free [][]string // scratch slices for sorting map keys, reused
 }
+
+// sortedKeys returns the keys of m sorted, in a scratch slice that the
+// caller gives back with release.
+func sortedKeys[V any](e *encoder, m map[string]V) []string {
+	var ks []string
+	if n := len(e.free); n > 0 {
+		ks = e.free[n-1][:0]
+		e.free = e.free[:n-1]
+	}
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func (e *encoder) release(ks []string) { e.free = append(e.free, ks) }
 
 func (e *encoder) fail(v any) {
 	if e.err == nil {
@@ -581,37 +598,45 @@ func (e *encoder) xmlValue(v any) {
 		e.b = append(e.b, "</data></array></value>"...)
 	case map[string]string:
 		e.b = append(e.b, "<value><struct>"...)
-		for _, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for _, k := range ks {
 			e.xmlMember(k)
 			e.xmlValue(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
+		e.release(ks)
 		e.b = append(e.b, "</struct></value>"...)
 	case map[string]int64:
 		e.b = append(e.b, "<value><struct>"...)
-		for _, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for _, k := range ks {
 			e.xmlMember(k)
 			e.xmlValue(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
+		e.release(ks)
 		e.b = append(e.b, "</struct></value>"...)
 	case map[string][]string:
 		e.b = append(e.b, "<value><struct>"...)
-		for _, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for _, k := range ks {
 			e.xmlMember(k)
 			e.xmlValue(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
+		e.release(ks)
 		e.b = append(e.b, "</struct></value>"...)
 	case Record:
 		e.xmlValue(map[string]any(v))
 	case map[string]any:
 		e.b = append(e.b, "<value><struct>"...)
-		for _, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for _, k := range ks {
 			e.xmlMember(k)
 			e.xmlValue(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
+		e.release(ks)
 		e.b = append(e.b, "</struct></value>"...)
 	default:
 		e.fail(v)
@@ -732,33 +757,41 @@ func (e *encoder) jsonValue(v any) {
 		e.b = append(e.b, ']')
 	case map[string]string:
 		e.b = append(e.b, '{')
-		for i, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for i, k := range ks {
 			e.jsonKey(i, k)
 			e.jsonString(v[k])
 		}
+		e.release(ks)
 		e.b = append(e.b, '}')
 	case map[string]int64:
 		e.b = append(e.b, '{')
-		for i, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for i, k := range ks {
 			e.jsonKey(i, k)
 			e.b = strconv.AppendInt(e.b, v[k], 10)
 		}
+		e.release(ks)
 		e.b = append(e.b, '}')
 	case map[string][]string:
 		e.b = append(e.b, '{')
-		for i, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for i, k := range ks {
 			e.jsonKey(i, k)
 			e.jsonValue(v[k])
 		}
+		e.release(ks)
 		e.b = append(e.b, '}')
 	case Record:
 		e.jsonValue(map[string]any(v))
 	case map[string]any:
 		e.b = append(e.b, '{')
-		for i, k := range slices.Sorted(maps.Keys(v)) {
+		ks := sortedKeys(e, v)
+		for i, k := range ks {
 			e.jsonKey(i, k)
 			e.jsonValue(v[k])
 		}
+		e.release(ks)
 		e.b = append(e.b, '}')
 	default:
 		e.fail(v)
