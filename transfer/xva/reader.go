@@ -36,6 +36,9 @@ type ReaderOptions struct {
 	// IgnoreChecksums skips checksum verification (XAPI's import force=true).
 	// Checksum entries must still be present.
 	IgnoreChecksums bool
+	// WithoutOVAXML reads an archive of disk chunks only, with no ova.xml
+	// entry, as XAPI's /export_raw_vdi?format=tar produces (prefix "vdi").
+	WithoutOVAXML bool
 }
 
 // Reader reads an XVA archive (raw tar, gzip or zstd) the way XAPI imports it.
@@ -71,7 +74,7 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 
 // NewReader sniffs the compression of r (zstd magic 28 b5 2f fd, gzip magic
 // 1f 8b, otherwise raw tar), then reads the first entry, which must be
-// ova.xml. Call Close to release the decompressor.
+// ova.xml (unless opts.WithoutOVAXML). Call Close to release the decompressor.
 func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if opts.MaxOVAXMLSize <= 0 {
 		opts.MaxOVAXMLSize = DefaultMaxOVAXMLSize
@@ -105,6 +108,9 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 		tarStream = zr
 	}
 	xr.tr = tar.NewReader(tarStream)
+	if opts.WithoutOVAXML {
+		return xr, nil
+	}
 	hdr, err := xr.peek()
 	if err != nil {
 		xr.Close()
@@ -132,7 +138,7 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	return xr, nil
 }
 
-// OVAXML returns the content of the ova.xml entry.
+// OVAXML returns the content of the ova.xml entry (nil WithoutOVAXML).
 func (r *Reader) OVAXML() []byte { return r.ovaXML }
 
 // Compression returns the compression detected on the stream.
@@ -210,6 +216,9 @@ func (r *Reader) nextDisk() (*DiskReader, error) {
 	ref, _, ok := splitChunkName(hdr.Name)
 	if !ok {
 		return nil, formatErr(ErrUnexpectedEntry, hdr.Name, "expected a disk chunk named Ref:N/%%08d")
+	}
+	if r.disk != nil && ref <= r.disk.Ref {
+		return nil, formatErr(ErrOrder, hdr.Name, "disk %s follows disk %s: disks must come in increasing order of their ref", ref, r.disk.Ref)
 	}
 	r.disk = &DiskReader{Ref: ref, r: r, size: -1, last: "-1"}
 	return r.disk, nil

@@ -75,6 +75,9 @@ type WriterOptions struct {
 	// checksum) when it has written nothing for that long while skipping zero
 	// chunks, as XAPI does every 5 s so that proxies keep the connection open.
 	KeepAlive time.Duration
+	// WithoutOVAXML omits the ova.xml entry (ovaXML is ignored), for the
+	// bare chunk archives of XAPI's /export_raw_vdi?format=tar (prefix "vdi").
+	WithoutOVAXML bool
 
 	now func() time.Time // clock, for tests
 }
@@ -134,8 +137,10 @@ func NewWriter(w io.Writer, ovaXML []byte, opts WriterOptions) (*Writer, error) 
 		dst = xw.comp
 	}
 	xw.tw = tar.NewWriter(dst)
-	if err := xw.entry(OVAXMLName, ovaXML); err != nil {
-		return nil, err
+	if !opts.WithoutOVAXML {
+		if err := xw.entry(OVAXMLName, ovaXML); err != nil {
+			return nil, err
+		}
 	}
 	xw.lastSent = opts.now()
 	return xw, nil

@@ -330,6 +330,8 @@ func TestReaderErrors(t *testing.T) {
 		{name: "chunk past size", input: tarOf(t, cat([]entry{ova}, good("Ref:1/00000000"))...), size: 4, kind: ErrTooLarge, msg: "past the disk size"},
 		{name: "archive shorter than size", input: tarOf(t, cat([]entry{ova}, good("Ref:1/00000000"))...), size: 100, kind: ErrTruncated, msg: "archive ends at offset 10"},
 		{name: "other disk before size reached", input: tarOf(t, cat([]entry{ova}, good("Ref:1/00000000"), good("Ref:2/00000000"))...), size: 100, kind: ErrUnexpectedEntry, msg: "expected a chunk of Ref:1"},
+		{name: "disk repeated after its size", input: tarOf(t, cat([]entry{ova}, good("Ref:1/00000000"), good("Ref:1/00000001"))...), size: 10, kind: ErrOrder, msg: "disk Ref:1 follows disk Ref:1"},
+		{name: "disks out of order", input: tarOf(t, cat([]entry{ova}, good("Ref:2/00000000"), good("Ref:10/00000000"))...), kind: ErrOrder, msg: "increasing order"},
 		{name: "absurd skip", input: tarOf(t, cat([]entry{ova}, good("Ref:1/00000000"), good("Ref:1/99999999999999"))...), kind: ErrTooLarge, msg: "past the"},
 		{name: "truncated tar", input: tarOf(t, cat([]entry{ova}, good("Ref:1/00000000"))...)[:1100], kind: ErrTruncated, msg: "ends early"},
 		{name: "corrupt gzip", input: corruptGz, kind: ErrCorrupt, msg: "undecodable"},
@@ -455,5 +457,23 @@ func TestParseCompression(t *testing.T) {
 		if got := ParseCompression(in); got != want {
 			t.Errorf("ParseCompression(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestWithoutOVAXML(t *testing.T) {
+	data := diskData(3*ChunkSize+7, 8, 2)
+	var out bytes.Buffer
+	if _, err := Write(context.Background(), &out, nil, []Disk{{Ref: "vdi", Size: int64(len(data)), Data: bytes.NewReader(data)}}, WriterOptions{WithoutOVAXML: true}); err != nil {
+		t.Fatal(err)
+	}
+	if names := entries(t, out.Bytes()); names[0] != "vdi/00000000:1048576" {
+		t.Fatalf("first entry %s", names[0])
+	}
+	if _, err := NewReader(bytes.NewReader(out.Bytes()), ReaderOptions{}); !errors.Is(err, ErrUnexpectedEntry) {
+		t.Errorf("default reader accepted an archive without ova.xml: %v", err)
+	}
+	got, _, r := readAll(t, out.Bytes(), ReaderOptions{WithoutOVAXML: true}, map[string]int64{"vdi": int64(len(data))})
+	if r.OVAXML() != nil || !bytes.Equal(got["vdi"], data) {
+		t.Error("chunk-only archive read back wrong")
 	}
 }
