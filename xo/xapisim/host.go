@@ -347,7 +347,9 @@ func hostEvacuate(c *Call) (any, error) {
 			return NewFault("NO_HOSTS_AVAILABLE")
 		}
 		for i, vm := range vms {
-			setRef(tx, vm, "resident_on", targets[i%len(targets)])
+			target := targets[i%len(targets)]
+			setField(tx, vm, "domid", nextDomid(tx, target))
+			setRef(tx, vm, "resident_on", target)
 			updateVMAllowedOperations(tx, vm)
 		}
 		return nil

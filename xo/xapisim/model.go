@@ -295,6 +295,11 @@ func setRef(tx *Tx, ref, field, target string) {
 			addToSet(tx, target, r.reverse, ref)
 		}
 	}
+	if class == "VM" && field == "resident_on" {
+		// A host's allowed operations depend on its resident guests.
+		updateHostAllowedOperations(tx, old)
+		updateHostAllowedOperations(tx, target)
+	}
 }
 
 // addToSet appends v to the set field of ref unless it is already there.

@@ -443,3 +443,17 @@ func BenchmarkModelLarge(b *testing.B) {
 		New(m)
 	}
 }
+
+func TestModelRecordsEncode(t *testing.T) {
+	s, _ := newTestSim(t, Default())
+	s.DB.Read(func(tx *Tx) {
+		for _, class := range tx.Classes() {
+			for _, ref := range tx.All(class) {
+				rec, _ := tx.GetClass(class, ref)
+				if _, err := EncodeXMLValue(rec); err != nil {
+					t.Errorf("%s %s: %v", class, ref, err)
+				}
+			}
+		}
+	})
+}
