@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config
+		wantErr string
+	}{
+		{"defaults", nil, nil, config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 6, diskSize: 10 << 30}, ""},
+		{"flags", []string{"--listen", "127.0.0.1:0", "--user", "u", "--password", "p", "--vms", "3", "--disk-size", "1048576"}, nil,
+			config{listen: "127.0.0.1:0", user: "u", password: "p", vms: 3, diskSize: 1 << 20}, ""},
+		{"env", nil, map[string]string{"XOREST_USER": "eu", "XOREST_VMS": "9", "XOREST_DISK_SIZE": "512", "XOREST_POOL_MEMBER_OF": "10.0.0.1"},
+			config{listen: "127.0.0.1:8080", user: "eu", password: "password", vms: 9, diskSize: 512, poolMember: "10.0.0.1"}, ""},
+		{"flag beats env", []string{"--vms", "1"}, map[string]string{"XOREST_VMS": "9"},
+			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 1, diskSize: 10 << 30}, ""},
+		{"nbd not implemented", []string{"--nbd", "127.0.0.1:10809"}, nil, config{}, "not implemented"},
+		{"nbd-tls from env not implemented", nil, map[string]string{"XOREST_NBD_TLS": "true"}, config{}, "not implemented"},
+		{"bad env", nil, map[string]string{"XOREST_VMS": "many"}, config{}, "XOREST_VMS"},
+		{"bad disk size", []string{"--disk-size", "1000"}, nil, config{}, "multiple of 512"},
+		{"unknown flag", []string{"--frob"}, nil, config{}, "frob"},
+		{"stray argument", []string{"serve"}, nil, config{}, "unexpected argument"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseConfig(tc.args, func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--vms", "2"}, func(string) string { return "" }, pw)
+		pw.Close()
+	}()
+	line := make([]byte, 256)
+	n, err := pr.Read(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(string(line[:n]))
+	if url == "" {
+		t.Fatalf("no URL in %q", line[:n])
+	}
+	go io.Copy(io.Discard, pr)
+	body := []byte(`<?xml version="1.0"?><methodCall><methodName>session.login_with_password</methodName><params><param><value>root</value></param><param><value>password</value></param></params></methodCall>`)
+	resp, err := http.Post(url, "text/xml", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(b, []byte("<value>Success</value>")) {
+		t.Fatalf("login: %s", b)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
