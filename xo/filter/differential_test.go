@@ -18,7 +18,7 @@ const installHint = "install the peer from the repository root: npm install --pr
 	"(or set XOREST_NODE_MODULES to a node_modules folder holding it)"
 
 // nodeModules returns the folder holding complex-matcher@1.1.1.
-func nodeModules(t *testing.T) string {
+func nodeModules(t testing.TB) string {
 	t.Helper()
 	if dir := os.Getenv("XOREST_NODE_MODULES"); dir != "" {
 		return dir

@@ -744,16 +744,25 @@ func (s rangeSet) closeCase() rangeSet {
 		}
 		return out.normalize()
 	}
-	for r := rune(0); r <= 0xffff; r++ {
+	// Only characters with a case mapping have equivalents: visit those.
+	visit := func(r rune) {
 		if s.contains(r) {
-			continue
+			return
 		}
 		for _, e := range canonicalEquivalents(r) {
 			if s.contains(e) {
 				out = append(out, [2]rune{r, r})
-				break
+				return
 			}
 		}
+	}
+	for _, cr := range unicode.CaseRanges {
+		for r := rune(cr.Lo); r <= rune(cr.Hi) && r <= 0xffff; r++ {
+			visit(r)
+		}
+	}
+	for _, r := range newerCaseMappings {
+		visit(r)
 	}
 	return out.normalize()
 }
