@@ -175,3 +175,64 @@ func (s *Simulator) cancelTasks() {
 		run.cancel()
 	}
 }
+
+// HTTPError writes XAPI's HTML error page with status code and an optional
+// detail (the "Additional information" section), for data-plane handlers.
+func HTTPError(w http.ResponseWriter, code int, detail string) {
+	httpError(w, code, http.StatusText(code), detail)
+}
+
+// Unauthorized writes XAPI's 401 answer to a data-plane request without
+// valid credentials.
+func Unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="xapi"`)
+	httpError(w, http.StatusUnauthorized, "Unauthorised", "")
+}
+
+// requestParam returns a parameter of a data-plane request: the cookie
+// first, then the query (xapi_http.ml lookup_param_of_req).
+func requestParam(r *http.Request, name string) string {
+	if c, err := r.Cookie(name); err == nil && c.Value != "" {
+		return c.Value
+	}
+	return r.URL.Query().Get(name)
+}
+
+// HTTPSession authenticates a data-plane request as XAPI does: session_id
+// in a cookie or the query, else HTTP Basic credentials, for which a
+// temporary session is created. Call logout when the request is done (it
+// ends the temporary session, and does nothing for a caller's session). The
+// error is a *Fault: SESSION_INVALID or SESSION_AUTHENTICATION_FAILED; the
+// handler should then answer with Unauthorized.
+func (s *Simulator) HTTPSession(r *http.Request) (session string, logout func(), err error) {
+	if ref := requestParam(r, "session_id"); ref != "" {
+		if !s.SessionValid(ref) {
+			return "", nil, NewFault("SESSION_INVALID", ref)
+		}
+		return ref, func() {}, nil
+	}
+	if user, pwd, ok := r.BasicAuth(); ok {
+		if !s.CheckPassword(user, pwd) {
+			return "", nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+		}
+		ref := s.Login(user, "")
+		return ref, func() { s.Logout(ref) }, nil
+	}
+	return "", nil, NewFault("SESSION_AUTHENTICATION_FAILED")
+}
+
+// RequestTask returns the task a data-plane request runs in: the task_id
+// parameter (cookie or query) if it names a task, else a new task labelled
+// label that the handler completes with CompleteTask. created reports
+// whether the task was made here.
+func (s *Simulator) RequestTask(r *http.Request, label string) (task string, created bool, err error) {
+	if ref := requestParam(r, "task_id"); ref != "" {
+		ok := false
+		s.DB.Read(func(tx *Tx) { _, ok = tx.GetClass(taskClass, ref) })
+		if !ok {
+			return "", false, HandleInvalid(taskClass, ref)
+		}
+		return ref, false, nil
+	}
+	return s.newTask(label, "", false), true, nil
+}

@@ -438,3 +438,65 @@ func TestTimeParsing(t *testing.T) {
 		}
 	}
 }
+
+func TestDataPlaneHelpers(t *testing.T) {
+	srv, c := newTestServer(t)
+	s := c.login()
+	task := c.must("task.create", s, "upload", "").(string)
+	srv.HandleHTTP("PUT /import_raw_vdi/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		session, logout, err := srv.HTTPSession(r)
+		if err != nil {
+			Unauthorized(w)
+			return
+		}
+		defer logout()
+		ref, created, err := srv.RequestTask(r, "import")
+		if err != nil {
+			HTTPError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		srv.CompleteTask(ref, "OpaqueRef:vdi", nil)
+		fmt.Fprintf(w, "%v %v %d", session == s, created, n)
+	}))
+	do := func(url string, mod func(*http.Request)) (int, string) {
+		req, _ := http.NewRequest("PUT", url, strings.NewReader("data"))
+		if mod != nil {
+			mod(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	base := srv.URL + "import_raw_vdi/"
+	tests := []struct {
+		name string
+		url  string
+		mod  func(*http.Request)
+		code int
+		body string
+	}{
+		{"query session and task", base + "?session_id=" + s + "&task_id=" + task, nil, 200, "true false 4"},
+		{"cookie session", base, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "session_id", Value: s}) }, 200, "true true 4"},
+		{"basic auth", base, func(r *http.Request) { r.SetBasicAuth("root", "password") }, 200, "false true 4"},
+		{"bad basic auth", base, func(r *http.Request) { r.SetBasicAuth("root", "x") }, 401, ""},
+		{"bad session", base + "?session_id=OpaqueRef:bad", nil, 401, ""},
+		{"no credentials", base, nil, 401, ""},
+		{"unknown task", base + "?session_id=" + s + "&task_id=OpaqueRef:nope", nil, 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := do(tc.url, tc.mod)
+			if code != tc.code || (tc.body != "" && body != tc.body) {
+				t.Fatalf("%d %q", code, body)
+			}
+		})
+	}
+	if rec := c.must("task.get_record", s, task).(map[string]any); rec["status"] != "success" || rec["result"] != "<value>OpaqueRef:vdi</value>" {
+		t.Fatalf("task %v", rec)
+	}
+}
