@@ -12,6 +12,7 @@ import (
 // them in order after the implicit messages, so an explicit create or
 // destroy here replaces the generic one. The list is never modified.
 var classRegistrars = []func(*Simulator){
+	registerRelational,
 	registerHost,
 	registerVM,
 	registerVDI,
@@ -20,6 +21,78 @@ var classRegistrars = []func(*Simulator){
 	registerSR,
 	registerNetwork,
 	registerMessage,
+}
+
+// registerRelational replaces the generic create and destroy of every class
+// with a forward reference in relations by versions that keep the reverse
+// sets consistent (PBD.create adds to SR.PBDs and host.PBDs, ...). Class
+// files register richer versions afterwards where XAPI does more.
+func registerRelational(s *Simulator) {
+	done := map[string]bool{}
+	for _, r := range relations {
+		class := r.class
+		if done[class] {
+			continue
+		}
+		done[class] = true
+		schema, _ := Schema(class)
+		for _, ms := range schema.Messages {
+			if !ms.Implicit || ms.Removed {
+				continue
+			}
+			switch {
+			case ms.Name == "create" && schema.Constructor != nil:
+				s.Register(class+".create", Method{Params: 1, Async: true, Handler: func(c *Call) (any, error) {
+					args, err := c.Struct(0)
+					if err != nil {
+						return nil, err
+					}
+					fields, err := constructorFields(c, class, args)
+					if err != nil {
+						return nil, err
+					}
+					var ref string
+					err = c.Sim.DB.Write(func(tx *Tx) error {
+						for _, rel := range relations {
+							if t := str(fields, rel.field); rel.class == class && isRef(t) {
+								if _, ok := tx.GetClass(rel.target, t); !ok {
+									return NewFault("HANDLE_INVALID", rel.target, t)
+								}
+							}
+						}
+						ref = newObject(tx, class, fields)
+						return nil
+					})
+					return ref, err
+				}})
+			case ms.Name == "destroy":
+				s.Register(class+".destroy", Method{Params: 1, Async: true, Handler: func(c *Call) (any, error) {
+					return nil, c.Sim.DB.Write(func(tx *Tx) error {
+						ref, _, err := refArg(tx, c, 0, class)
+						if err != nil {
+							return err
+						}
+						deleteObject(tx, ref)
+						return nil
+					})
+				}})
+			}
+		}
+	}
+	s.Register("PGPU.set_GPU_group", Method{Params: 2, Handler: func(c *Call) (any, error) {
+		return nil, c.Sim.DB.Write(func(tx *Tx) error {
+			pgpu, _, err := refArg(tx, c, 0, "PGPU")
+			if err != nil {
+				return err
+			}
+			group, _, err := refArg(tx, c, 1, "GPU_group")
+			if err != nil {
+				return err
+			}
+			setRef(tx, pgpu, "GPU_group", group)
+			return nil
+		})
+	}})
 }
 
 // maps_clone returns a copy of a string map (never nil).
@@ -44,7 +117,7 @@ func constructorFields(c *Call, class string, args map[string]any) (Record, erro
 		v, present := args[arg.Name]
 		if !present {
 			if arg.Required {
-				return nil, NewFault("INTERNAL_ERROR", fmt.Sprintf("Missing field %s in %s.create record", arg.Name, class))
+				return nil, NewFault("INTERNAL_ERROR", "Dispatcher_FieldNotFound(\""+arg.Name+"\")")
 			}
 			continue
 		}

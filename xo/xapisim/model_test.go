@@ -457,3 +457,39 @@ func TestModelRecordsEncode(t *testing.T) {
 		}
 	})
 }
+
+func TestRelationalCreateDestroy(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	sr := mustCall(t, s, session, "VDI.get_SR", vmDisks(t, s, get(t, s, byName(t, s, "VM", haltedVM)))[0]).(string)
+	h := byName(t, s, "host", "host1")
+	pbd := mustCall(t, s, session, "PBD.create", map[string]any{
+		"host": h, "SR": sr, "device_config": map[string]any{"server": "x"}, "other_config": map[string]any{},
+	}).(string)
+	if !slices.Contains(strSet(get(t, s, sr), "PBDs"), pbd) || !slices.Contains(strSet(get(t, s, h), "PBDs"), pbd) {
+		t.Fatal("PBD.create did not update SR.PBDs and host.PBDs")
+	}
+	if _, f := call(t, s, session, "PBD.create", map[string]any{
+		"host": "OpaqueRef:nope", "SR": sr, "device_config": map[string]any{},
+	}); f == nil || f.Code != "HANDLE_INVALID" {
+		t.Fatalf("PBD.create with a bad host: %v", f)
+	}
+	mustCall(t, s, session, "PBD.destroy", pbd)
+	if slices.Contains(strSet(get(t, s, sr), "PBDs"), pbd) || slices.Contains(strSet(get(t, s, h), "PBDs"), pbd) {
+		t.Fatal("PBD.destroy left reverse references")
+	}
+	vm := mustCall(t, s, session, "VM.create", map[string]any{
+		"name_label": "created", "name_description": "", "user_version": "1", "is_a_template": false,
+		"affinity": NullRef, "memory_static_max": "1073741824", "memory_dynamic_max": "1073741824",
+		"memory_dynamic_min": "1073741824", "memory_static_min": "536870912", "VCPUs_params": map[string]any{},
+		"VCPUs_max": "1", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
+		"actions_after_reboot": "restart", "actions_after_crash": "restart", "PV_bootloader": "", "PV_kernel": "",
+		"PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "", "PV_legacy_args": "", "HVM_boot_policy": "BIOS order",
+		"HVM_boot_params": map[string]any{"order": "dc"}, "platform": map[string]any{}, "PCI_bus": "",
+		"other_config": map[string]any{}, "recommendations": "",
+	}).(string)
+	rec := get(t, s, vm)
+	if str(rec, "power_state") != "Halted" || !isRef(str(rec, "metrics")) || !slices.Contains(strSet(rec, "allowed_operations"), "start") {
+		t.Fatalf("created VM: %s metrics %s ops %v", str(rec, "power_state"), str(rec, "metrics"), strSet(rec, "allowed_operations"))
+	}
+	mustCall(t, s, session, "VM.start", vm, false, false)
+}

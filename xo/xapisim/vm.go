@@ -366,6 +366,7 @@ func vmOperation(c *Call, op string, apply func(tx *Tx, vm string) (any, error))
 
 // registerVM registers the VM messages.
 func registerVM(s *Simulator) {
+	s.Register("VM.create", Method{Handler: vmCreate, Params: 1, Async: true})
 	s.Register("VM.start", Method{Handler: vmStart(false), Params: 3, Defaults: 2, Async: true})
 	s.Register("VM.start_on", Method{Handler: vmStart(true), Params: 4, Defaults: 2, Async: true})
 	s.Register("VM.clean_shutdown", Method{Handler: vmHalt("clean_shutdown"), Params: 1, Async: true})
@@ -394,6 +395,33 @@ func registerVM(s *Simulator) {
 	s.Register("VM.get_possible_hosts", Method{Handler: vmPossibleHosts, Params: 1, Async: true})
 	s.Register("VM.assert_can_boot_here", Method{Handler: vmAssertCanBootHere, Params: 2, Async: true})
 	s.Register("VM.power_state_reset", Method{Handler: vmPowerStateReset, Params: 1, Async: true})
+}
+
+// vmCreate implements VM.create(record): a new VM with its metrics, in
+// the power state given (Halted unless a Suspended VM with a suspend VDI is
+// described, as the XVA import does).
+func vmCreate(c *Call) (any, error) {
+	args, err := c.Struct(0)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := constructorFields(c, "VM", args)
+	if err != nil {
+		return nil, err
+	}
+	var ref string
+	err = c.Sim.DB.Write(func(tx *Tx) error {
+		if p := str(fields, "power_state"); p != "Suspended" || !isRef(str(fields, "suspend_VDI")) {
+			fields["power_state"] = "Halted"
+			fields["suspend_VDI"] = NullRef
+		}
+		fields["domid"] = int64(-1)
+		fields["metrics"] = newVMMetrics(tx, fields, c.Sim.Now())
+		ref = newObject(tx, "VM", fields)
+		updateVMAllowedOperations(tx, ref)
+		return nil
+	})
+	return ref, err
 }
 
 // hostUsable returns the fault that stops VMs from starting on host.
