@@ -142,3 +142,23 @@ func TestQemuCHSControl(t *testing.T) {
 		t.Errorf("qemu-img sees %d bytes for a \"caml\" VHD, want the CHS size %d (!= %d)", info.VirtualSize, chs, size)
 	}
 }
+
+// TestQemuReadsDifferencing checks that qemu opens our differencing VHDs
+// (it has no parent support for vpc and reads absent blocks as zeros, which
+// equals the raw image of the changed blocks).
+func TestQemuReadsDifferencing(t *testing.T) {
+	qemu := qemuImg(t)
+	dir := t.TempDir()
+	raw := makeRaw(4*BlockSize+4096, 3, 1, 4)
+	rawPath, vhdPath := filepath.Join(dir, "d.raw"), filepath.Join(dir, "d.vhd")
+	if err := os.WriteFile(rawPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	img := buildVHD(t, raw, Options{Parent: &Parent{UniqueID: NewUUID(), Name: "base.vhd"}})
+	if err := os.WriteFile(vhdPath, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, qemu, "compare", "-f", "raw", rawPath, "-F", "vpc", vhdPath); !strings.Contains(out, "Images are identical") {
+		t.Errorf("qemu-img compare: %s", out)
+	}
+}

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -461,5 +464,49 @@ func TestUUID(t *testing.T) {
 	}
 	if _, err := ParseUUID("nope"); err == nil {
 		t.Error("ParseUUID accepted garbage")
+	}
+}
+
+// TestScanBlocksSparseFile checks the SEEK_DATA/SEEK_HOLE path against the
+// plain scan: data blocks found, explicitly written zero blocks dropped.
+func TestScanBlocksSparseFile(t *testing.T) {
+	const size = 10*BlockSize + 3*512
+	p := filepath.Join(t.TempDir(), "sparse.raw")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	writes := []struct {
+		off  int64
+		data []byte
+	}{
+		{BlockSize + 5000, []byte("some data")},
+		{3 * BlockSize, make([]byte, BlockSize)}, // allocated zeros
+		{6*BlockSize - 4, []byte("straddles two blocks")},
+		{size - 10, []byte("tail")},
+	}
+	for _, w := range writes {
+		if _, err := f.WriteAt(w.data, w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	content, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ScanBlocks(context.Background(), f, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ScanBlocks(context.Background(), bytes.NewReader(content), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(want) != "[1 5 6 10]" {
+		t.Errorf("file scan %v, plain scan %v", got, want)
 	}
 }

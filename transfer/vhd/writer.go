@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
 
@@ -299,13 +300,25 @@ func AllBlocks(size int64) []int64 {
 
 // ScanBlocks reads a raw disk of size bytes and returns the indices of its
 // 2 MiB blocks that hold any non-zero byte: the block list for NewStream.
+// When r is an *os.File on Linux, holes are found with SEEK_DATA/SEEK_HOLE
+// and not read.
 func ScanBlocks(ctx context.Context, r io.ReaderAt, size int64) ([]int64, error) {
+	var candidates []int64
+	if f, ok := r.(*os.File); ok {
+		if c, ok := dataBlocks(f, size, BlockSize); ok {
+			candidates = c
+		}
+	}
+	if candidates == nil {
+		candidates = AllBlocks(size)
+	}
 	buf := make([]byte, BlockSize)
 	var out []int64
-	for off, i := int64(0), int64(0); off < size; off, i = off+BlockSize, i+1 {
+	for _, i := range candidates {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		off := i * BlockSize
 		n := min(size-off, BlockSize)
 		m, err := r.ReadAt(buf[:n], off)
 		if int64(m) == n {
