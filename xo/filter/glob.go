@@ -65,19 +65,31 @@ func (g *globMatcher) match(s string) bool {
 		return true // only stars: ".*" matches the empty string
 	}
 	if g.ascii && isASCII(s) {
-		return matchLines(s, g.lower, indexFoldASCII)
+		return matchLines(s, g.lower, indexFoldASCII, indexLineTerminatorASCII)
 	}
-	return matchLines(canonicalizeString(s), g.canon, strings.Index)
+	return matchLines(canonicalizeString(s), g.canon, strings.Index, indexLineTerminator)
+}
+
+func indexLineTerminatorASCII(s string) (int, int) {
+	return strings.IndexAny(s, "\n\r"), 1
+}
+
+func indexLineTerminator(s string) (int, int) {
+	i := strings.IndexFunc(s, isLineTerminator)
+	if i < 0 {
+		return i, 0
+	}
+	_, size := utf8.DecodeRuneInString(s[i:])
+	return i, size
 }
 
 // matchLines reports whether the parts occur in order within one line of s.
-func matchLines(s string, parts []string, index func(s, sub string) int) bool {
+func matchLines(s string, parts []string, index func(s, sub string) int, lineEnd func(string) (int, int)) bool {
 	for len(s) > 0 {
 		line := s
-		end := strings.IndexFunc(s, isLineTerminator)
+		end, size := lineEnd(s)
 		if end >= 0 {
 			line = s[:end]
-			_, size := utf8.DecodeRuneInString(s[end:])
 			s = s[end+size:]
 		} else {
 			s = ""
