@@ -13,8 +13,10 @@ type Fields struct {
 	All bool
 	// list are the fields to pick, in the order given.
 	list []field
-	// simple is true when every field is a plain key (no path syntax).
-	simple bool
+	// direct is true when picking is copying members: every field is a
+	// plain key (no path syntax), none repeats, none is an array index
+	// (JavaScript would list it first), href, url or a key lodash refuses.
+	direct bool
 }
 
 // field is one entry of fields: a lodash property path.
@@ -47,13 +49,19 @@ func ParseFields(s string) *Fields {
 		return &Fields{All: true}
 	}
 	parts := strings.Split(s, ",")
-	f := &Fields{list: make([]field, len(parts)), simple: true}
+	f := &Fields{list: make([]field, len(parts)), direct: true}
+	seen := make(map[string]bool, len(parts))
 	for i, p := range parts {
 		fl := field{raw: p, key: !isDeepProp(p)}
 		if !fl.key {
 			fl.path = stringToPath(p)
-			f.simple = false
 		}
+		_, index := jsArrayIndex(p)
+		switch {
+		case !fl.key, seen[p], index, p == "href", p == "url", p == "__proto__", p == "constructor", p == "prototype":
+			f.direct = false
+		}
+		seen[p] = true
 		f.list[i] = fl
 	}
 	return f
@@ -328,7 +336,8 @@ func (n *pickNode) set(key string, v any) {
 
 // pick is lodash's pick(obj, fields) (basePickBy with hasIn and baseSet).
 func (f *Fields) pick(obj map[string]any) *pickNode {
-	out := &pickNode{keys: make([]string, 0, len(f.list)), vals: make([]any, 0, len(f.list))}
+	// Room for href and url, which pickLinked adds.
+	out := &pickNode{keys: make([]string, 0, len(f.list)+2), vals: make([]any, 0, len(f.list)+2)}
 	for _, fl := range f.list {
 		if v, ok := obj[fl.raw]; ok {
 			// castPath: a key of the object itself wins over path syntax.

@@ -84,15 +84,25 @@ func sortedKeys[V any](m map[string]V) []string {
 // ascending order, then the others sorted (their insertion order is lost).
 func objectKeys[V any](m map[string]V) []string {
 	keys := sortedKeys(m)
-	order := jsKeyOrder(keys)
-	if slices.IsSorted(order) {
+	if !hasArrayIndex(keys) {
 		return keys
 	}
+	order := jsKeyOrder(keys)
 	out := make([]string, len(keys))
 	for i, j := range order {
 		out[i] = keys[j]
 	}
 	return out
+}
+
+// hasArrayIndex reports whether a key is a JavaScript array index.
+func hasArrayIndex(keys []string) bool {
+	for _, k := range keys {
+		if _, ok := jsArrayIndex(k); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // appendValueAfterKey appends the ":" separator and the value of a member.
@@ -183,14 +193,7 @@ func jsKeyOrder(keys []string) []int {
 	for i := range order {
 		order[i] = i
 	}
-	hasIndex := false
-	for _, k := range keys {
-		if _, ok := jsArrayIndex(k); ok {
-			hasIndex = true
-			break
-		}
-	}
-	if !hasIndex {
+	if !hasArrayIndex(keys) {
 		return order
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
@@ -215,11 +218,14 @@ func jsArrayIndex(k string) (int64, bool) {
 	if k == "" || len(k) > 10 || (len(k) > 1 && k[0] == '0') {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(k, 10, 64)
-	if err != nil || n < 0 || n >= 1<<32-1 || strconv.FormatInt(n, 10) != k {
-		return 0, false
+	var n int64
+	for i := 0; i < len(k); i++ {
+		if k[i] < '0' || k[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(k[i]-'0')
 	}
-	return n, true
+	return n, n < 1<<32-1
 }
 
 // appendReflect encodes other types with encoding/json.

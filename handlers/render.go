@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"net/http"
@@ -72,8 +73,36 @@ func (m mapper) appendItem(b []byte, obj map[string]any, pretty bool, depth int)
 			return appendValueAfterKey(appendString(b, keys[i]), obj[keys[i]], pretty, depth)
 		}, pretty, depth)
 	}
-	p := m.pickLinked(obj, href)
-	return appendPickNode(b, p, pretty, depth)
+	if m.fields.direct {
+		return m.appendDirect(b, obj, href, pretty, depth)
+	}
+	return appendPickNode(b, m.pickLinked(obj, href), pretty, depth)
+}
+
+// appendDirect appends the picked fields of obj, href and url, when picking
+// is copying members (Fields.direct): the fast path of plain field names.
+func (m mapper) appendDirect(b []byte, obj map[string]any, href string, pretty bool, depth int) []byte {
+	b = append(b, '{')
+	for _, fl := range m.fields.list {
+		v, ok := obj[fl.raw]
+		if !ok {
+			continue
+		}
+		b = appendNewline(b, pretty, depth+1)
+		b = appendString(b, fl.raw)
+		b = appendValueAfterKey(b, v, pretty, depth)
+		b = append(b, ',')
+	}
+	for i, k := range [2]string{"href", "url"} {
+		b = appendNewline(b, pretty, depth+1)
+		b = appendString(b, k)
+		b = appendValueAfterKey(b, href, pretty, depth)
+		if i == 0 {
+			b = append(b, ',')
+		}
+	}
+	b = appendNewline(b, pretty, depth)
+	return append(b, '}')
 }
 
 // pickLinked picks the fields of obj and adds href and url last (a picked
@@ -183,7 +212,7 @@ func (s *streamWriter) flush() error {
 		}
 		s.buf = s.buf[:0]
 	}
-	if err := s.rc.Flush(); err != nil && err != http.ErrNotSupported {
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("flushing response: %w", err)
 	}
 	return nil
