@@ -127,21 +127,21 @@ func getProperty(v any, name string) (p any, ok bool) {
 		}
 	case []any:
 		if name == "length" {
-			return float64(len(x)), true
+			return len(x), true // an int: boxing small ints does not allocate
 		}
 		if i, isIndex := arrayIndex(name); isIndex && i < len(x) {
 			return x[i], true
 		}
 	case []string:
 		if name == "length" {
-			return float64(len(x)), true
+			return len(x), true // an int: boxing small ints does not allocate
 		}
 		if i, isIndex := arrayIndex(name); isIndex && i < len(x) {
 			return x[i], true
 		}
 	case string:
 		if name == "length" {
-			return float64(utf16Len(x)), true
+			return utf16Len(x), true
 		}
 		if i, isIndex := arrayIndex(name); isIndex {
 			if c, found := utf16At(x, i); found {
