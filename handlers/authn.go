@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/xorest/xorest/auth"
+	"github.com/xorest/xorest/xo/xapi"
 )
 
 // Authentication methods of a Principal.
@@ -119,7 +120,11 @@ func (s *server) checkBasic(ctx context.Context, user, password string) (Princip
 		return Principal{}, Unauthorized("", nil)
 	}
 	if err := s.cfg.VerifyBasic(ctx, user, password); err != nil {
-		return Principal{}, fmt.Errorf("basic authentication of %q: %w", user, err)
+		err = fmt.Errorf("basic authentication of %q: %w", user, err)
+		if errors.Is(err, xapi.ErrSessionAuthenticationFailed) {
+			return Principal{}, Unauthorized("", err) // XO's answer: invalid credentials
+		}
+		return Principal{}, err
 	}
 	return Principal{User: user, Method: MethodBasic}, nil
 }

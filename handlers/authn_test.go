@@ -32,7 +32,7 @@ func TestAuthentication(t *testing.T) {
 		{"expired token", []func(*http.Request){header("Authorization", "Bearer "+short)}, 401, "", `"invalid credentials"`},
 		{"basic admin", []func(*http.Request){asAdmin()}, 200, adminUser, ""},
 		{"basic password with colons", []func(*http.Request){basic("colon", "a:b:c")}, 200, "colon", ""},
-		{"basic wrong password", []func(*http.Request){basic(adminUser, "nope")}, 401, "", `"SESSION_AUTHENTICATION_FAILED"`},
+		{"basic wrong password", []func(*http.Request){basic(adminUser, "nope")}, 401, "", `"invalid credentials"`},
 		{"basic empty password", []func(*http.Request){basic(adminUser, "")}, 401, "", `"invalid credentials"`},
 		{"basic not a pool admin", []func(*http.Request){basic("operator", "op")}, 403, "", `"RBAC_PERMISSION_DENIED`},
 		{"basic XAPI unreachable", []func(*http.Request){basic("down", "x")}, 503, "", `"XAPI is unreachable"`},
@@ -91,7 +91,7 @@ func TestCreateToken(t *testing.T) {
 		{"two values", `{} {}`, []func(*http.Request){asAdmin()}, 422, 0, `"invalid parameters"`},
 		{"too large", `{"description": "` + strings.Repeat("x", 2000) + `"}`, []func(*http.Request){asAdmin()}, 413, 0, `"request body larger than 1024 bytes"`},
 		{"no credentials", `{}`, nil, 401, 0, `"missing credentials"`},
-		{"bad password", `{}`, []func(*http.Request){basic(adminUser, "x")}, 401, 0, `SESSION_AUTHENTICATION_FAILED`},
+		{"bad password", `{}`, []func(*http.Request){basic(adminUser, "x")}, 401, 0, `"invalid credentials"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -178,7 +178,8 @@ type errorBody struct {
 // turns errors into responses.
 func describe(err error) (int, errorBody) {
 	if he, ok := errors.AsType[*Error](err); ok {
-		return kindStatus(he), errorBody{Error: he.message(), Data: he.Data}
+		_, status := kindOf(he)
+		return status, errorBody{Error: he.message(), Data: he.Data}
 	}
 	if xe, ok := errors.AsType[*xapi.Error](err); ok {
 		return describeXAPI(xe)
@@ -189,30 +190,21 @@ func describe(err error) (int, errorBody) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge, errorBody{Error: ErrTooLarge.Error()}
 	}
-	if status := kindStatus(err); status != http.StatusInternalServerError {
-		return status, errorBody{Error: kindOf(err).Error()}
+	if kind, status := kindOf(err); kind != nil {
+		return status, errorBody{Error: kind.Error()}
 	}
 	return http.StatusInternalServerError, errorBody{Error: "internal server error"}
 }
 
-// kindStatus returns the status of the first kind of statusTable that err
-// matches, else 500.
-func kindStatus(err error) int {
+// kindOf returns the first kind of statusTable that err matches and its
+// status, or nil and 500.
+func kindOf(err error) (kind error, status int) {
 	for _, row := range statusTable {
 		if errors.Is(err, row.kind) {
-			return row.status
+			return row.kind, row.status
 		}
 	}
-	return http.StatusInternalServerError
-}
-
-func kindOf(err error) error {
-	for _, row := range statusTable {
-		if errors.Is(err, row.kind) {
-			return row.kind
-		}
-	}
-	return nil
+	return nil, http.StatusInternalServerError
 }
 
 // describeXAPI renders an XAPI fault as XO does ("CODE(p1, p2)" plus info),

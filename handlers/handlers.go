@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,12 +18,14 @@ import (
 // BasePath is the root of every route.
 const BasePath = "/rest/v0"
 
-// DefaultCollections are the collections GET /rest/v0 lists when
-// Config.Collections is nil.
-var DefaultCollections = []string{
-	"vms", "vm-templates", "vm-snapshots", "vm-controllers", "hosts", "pools", "srs",
-	"vdis", "vdi-snapshots", "vbds", "vifs", "pifs", "networks", "pbds", "pcis", "pgpus",
-	"sms", "messages", "alarms", "tasks",
+// DefaultCollections returns the collections GET /rest/v0 lists when
+// Config.Collections is nil: every collection of XO backed by XAPI.
+func DefaultCollections() []string {
+	return []string{
+		"vms", "vm-templates", "vm-snapshots", "vm-controllers", "hosts", "pools", "srs",
+		"vdis", "vdi-snapshots", "vbds", "vifs", "pifs", "networks", "pbds", "pcis", "pgpus",
+		"sms", "messages", "alarms", "tasks",
+	}
 }
 
 // Defaults of Config.
@@ -48,7 +50,7 @@ type Config struct {
 	// xapi.ErrUnreachable a 503. Nil refuses every Basic login (401).
 	VerifyBasic func(ctx context.Context, user, password string) error
 	// Collections are the collection names GET /rest/v0 lists; nil means
-	// DefaultCollections.
+	// DefaultCollections().
 	Collections []string
 	// KeepAlive is the interval of keep-alive newlines in watch streams;
 	// 0 means DefaultKeepAlive.
@@ -83,7 +85,7 @@ type route struct {
 	handler HandlerFunc // the handler
 	summary string      // one line for the documentation
 	tag     string      // documentation group
-	params  []string    // accepted query parameters: names of paramSpecs
+	params  []string    // accepted query parameters (names of paramSpecs), parsed before handler runs
 	body    bodyDoc     // the request body, for the documentation
 	resp    respDoc     // the success response, for the documentation
 }
@@ -168,7 +170,7 @@ func newServer(cfg Config) (*server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Collections == nil {
-		cfg.Collections = DefaultCollections
+		cfg.Collections = DefaultCollections()
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultKeepAlive
@@ -190,7 +192,7 @@ func newServer(cfg Config) (*server, error) {
 				return nil, fmt.Errorf("handlers: route %s %s: unknown query parameter %q", rt.method, rt.pattern, p)
 			}
 		}
-		s.mux.Handle(rt.method+" "+rt.pattern, s.adapt(rt.handler))
+		s.mux.Handle(rt.method+" "+rt.pattern, s.adaptRoute(rt))
 	}
 	s.mux.Handle("/", s.adapt(s.noRoute))
 	spec, err := s.openAPI()
@@ -202,6 +204,30 @@ func newServer(cfg Config) (*server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// adaptRoute is adapt for a route: the query parameters the route declares
+// are parsed before its handler runs (errors are rendered like the
+// handler's), and the handler reads them with queryOf.
+func (s *server) adaptRoute(rt route) http.Handler {
+	return s.adapt(func(w http.ResponseWriter, r *http.Request) error {
+		q, err := ParseQuery(r.URL.Query(), rt.params)
+		if err != nil {
+			return err
+		}
+		return rt.handler(w, r.WithContext(context.WithValue(r.Context(), queryKey{}, q)))
+	})
+}
+
+type queryKey struct{}
+
+// queryOf returns the query parameters of r parsed by adaptRoute, as its
+// route declares them.
+func queryOf(r *http.Request) Query {
+	if q, ok := r.Context().Value(queryKey{}).(Query); ok {
+		return q
+	}
+	return Query{Limit: -1}
 }
 
 // adapt turns a HandlerFunc into an http.Handler that renders its error.
@@ -233,18 +259,11 @@ func (s *server) noRoute(w http.ResponseWriter, r *http.Request) error {
 
 // listCollections answers GET /rest/v0.
 func (s *server) listCollections(w http.ResponseWriter, r *http.Request) error {
-	q, err := ParseQuery(r.URL.Query(), collectionParams)
-	if err != nil {
-		return err
+	items := make([]map[string]any, len(s.cfg.Collections))
+	for i, c := range s.cfg.Collections {
+		items[i] = map[string]any{"id": c}
 	}
-	items := func(yield func(map[string]any) bool) {
-		for _, c := range s.cfg.Collections {
-			if !yield(map[string]any{"id": c}) {
-				return
-			}
-		}
-	}
-	return WriteCollection(w, r, q, iter.Seq[map[string]any](items), HrefIn(BasePath))
+	return WriteCollection(w, r, queryOf(r), slices.Values(items), HrefIn(BasePath))
 }
 
 // requestInfo is what the access log learns about a request while it runs.

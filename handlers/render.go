@@ -318,7 +318,8 @@ const (
 type Event struct {
 	// Kind is EventUpdate or EventRemove.
 	Kind string
-	// Object is the object; for EventRemove at least its id.
+	// Object is the object; for EventRemove at least what the href
+	// function needs (its id).
 	Object map[string]any
 }
 
