@@ -540,20 +540,36 @@ func formatTime(b []byte, t time.Time) []byte {
 	return t.UTC().AppendFormat(b, "20060102T15:04:05Z")
 }
 
+func (e *encoder) xmlStringValue(s string) {
+	e.b = append(e.b, "<value>"...)
+	e.xmlString(s)
+	e.b = append(e.b, "</value>"...)
+}
+
+func (e *encoder) xmlIntValue(n int64) {
+	e.b = append(e.b, "<value>"...)
+	e.b = strconv.AppendInt(e.b, n, 10)
+	e.b = append(e.b, "</value>"...)
+}
+
+func (e *encoder) xmlStringSet(v []string) {
+	e.b = append(e.b, "<value><array><data>"...)
+	for _, s := range v {
+		e.xmlStringValue(s)
+	}
+	e.b = append(e.b, "</data></array></value>"...)
+}
+
 func (e *encoder) xmlValue(v any) {
 	switch v := v.(type) {
 	case nil:
 		e.b = append(e.b, "<value></value>"...)
 	case string:
-		e.b = append(e.b, "<value>"...)
-		e.xmlString(v)
-		e.b = append(e.b, "</value>"...)
+		e.xmlStringValue(v)
 	case int64:
-		e.b = append(e.b, "<value>"...)
-		e.b = strconv.AppendInt(e.b, v, 10)
-		e.b = append(e.b, "</value>"...)
+		e.xmlIntValue(v)
 	case int:
-		e.xmlValue(int64(v))
+		e.xmlIntValue(int64(v))
 	case Int32:
 		e.b = append(e.b, "<value><i4>"...)
 		e.b = strconv.AppendInt(e.b, int64(v), 10)
@@ -573,15 +589,11 @@ func (e *encoder) xmlValue(v any) {
 		e.b = formatTime(e.b, v)
 		e.b = append(e.b, "</dateTime.iso8601></value>"...)
 	case []string:
-		e.b = append(e.b, "<value><array><data>"...)
-		for _, s := range v {
-			e.xmlValue(s)
-		}
-		e.b = append(e.b, "</data></array></value>"...)
+		e.xmlStringSet(v)
 	case []int64:
 		e.b = append(e.b, "<value><array><data>"...)
 		for _, n := range v {
-			e.xmlValue(n)
+			e.xmlIntValue(n)
 		}
 		e.b = append(e.b, "</data></array></value>"...)
 	case []any:
@@ -601,7 +613,7 @@ func (e *encoder) xmlValue(v any) {
 		ks := sortedKeys(e, v)
 		for _, k := range ks {
 			e.xmlMember(k)
-			e.xmlValue(v[k])
+			e.xmlStringValue(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
 		e.release(ks)
@@ -611,7 +623,7 @@ func (e *encoder) xmlValue(v any) {
 		ks := sortedKeys(e, v)
 		for _, k := range ks {
 			e.xmlMember(k)
-			e.xmlValue(v[k])
+			e.xmlIntValue(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
 		e.release(ks)
@@ -621,7 +633,7 @@ func (e *encoder) xmlValue(v any) {
 		ks := sortedKeys(e, v)
 		for _, k := range ks {
 			e.xmlMember(k)
-			e.xmlValue(v[k])
+			e.xmlStringSet(v[k])
 			e.b = append(e.b, "</member>"...)
 		}
 		e.release(ks)
