@@ -13,6 +13,7 @@ import (
 // destroy here replaces the generic one. The list is never modified.
 var classRegistrars = []func(*Simulator){
 	registerRelational,
+	registerPool,
 	registerHost,
 	registerVM,
 	registerVDI,

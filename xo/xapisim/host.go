@@ -217,6 +217,7 @@ func registerHost(s *Simulator) {
 	s.Register("host.compute_free_memory", Method{Handler: hostFreeMemory, Params: 1, Async: true})
 	s.Register("host.get_servertime", Method{Handler: hostServerTime, Params: 1, Async: true})
 	s.Register("host.get_server_localtime", Method{Handler: hostServerTime, Params: 1, Async: true})
+	s.Register("host.power_on", Method{Handler: hostPowerOn, Params: 1, Async: true})
 	s.Register("host.get_vms_which_prevent_evacuation", Method{Handler: hostVMsPreventingEvacuation, Params: 1, Async: true})
 }
 
@@ -301,6 +302,30 @@ func hostPower(op string) Handler {
 			return nil
 		})
 	}
+}
+
+// hostPowerOn implements host.power_on for a host that was shut down: it
+// comes back live and enabled with a new boot time.
+func hostPowerOn(c *Call) (any, error) {
+	return nil, c.Sim.DB.Write(func(tx *Tx) error {
+		ref, rec, err := getHost(tx, c, 0)
+		if err != nil {
+			return err
+		}
+		metrics := str(rec, "metrics")
+		if mr, ok := tx.GetClass("host_metrics", metrics); ok && mr["live"].(bool) {
+			return NewFault("HOST_POWER_ON_MODE_DISABLED")
+		}
+		now := c.Sim.Now()
+		oc := maps_clone(strMap(rec, "other_config"))
+		oc["boot_time"] = epochString(now)
+		oc["agent_start_time"] = epochString(now)
+		setField(tx, ref, "other_config", oc)
+		setField(tx, metrics, "live", true)
+		setField(tx, ref, "enabled", true)
+		updateHostAllowedOperations(tx, ref)
+		return nil
+	})
 }
 
 // hostRestartAgent bumps other_config.agent_start_time, which XO waits for.

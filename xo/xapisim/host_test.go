@@ -86,3 +86,26 @@ func TestHostPower(t *testing.T) {
 		t.Error("management interface is not the management PIF")
 	}
 }
+
+func TestHostShutdownPowerOn(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	h1 := byName(t, s, "host", "host1")
+	mustCall(t, s, session, "host.disable", h1)
+	for _, vm := range residentGuestsOf(t, s, h1) {
+		mustCall(t, s, session, "VM.hard_shutdown", vm)
+	}
+	mustCall(t, s, session, "host.shutdown", h1)
+	if get(t, s, str(get(t, s, h1), "metrics"))["live"].(bool) {
+		t.Fatal("host still live after shutdown")
+	}
+	if ops := strSet(get(t, s, h1), "allowed_operations"); !slices.Equal(ops, []string{"power_on"}) {
+		t.Errorf("allowed_operations of a dead host %v", ops)
+	}
+	if _, f := call(t, s, session, "VM.start_on", byName(t, s, "VM", haltedVM), h1, false, false); f == nil || f.Code != "HOST_NOT_LIVE" {
+		t.Fatalf("start on a dead host: %v", f)
+	}
+	mustCall(t, s, session, "host.power_on", h1)
+	if rec := get(t, s, h1); !rec["enabled"].(bool) || !get(t, s, str(rec, "metrics"))["live"].(bool) {
+		t.Fatal("host not back after power_on")
+	}
+}

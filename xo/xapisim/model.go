@@ -223,6 +223,8 @@ var relations = []relation{
 	{class: "PGPU", field: "host", target: "host", reverse: "PGPUs"},
 	{class: "PGPU", field: "GPU_group", target: "GPU_group", reverse: "PGPUs"},
 	{class: "console", field: "VM", target: "VM", reverse: "consoles"},
+	{class: "VTPM", field: "VM", target: "VM", reverse: "VTPMs"},
+	{class: "VLAN", field: "tagged_PIF", target: "PIF", reverse: "VLAN_slave_of"},
 }
 
 // isRef reports whether ref names an object (not "", NULL or a Ref:n id).

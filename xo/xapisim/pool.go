@@ -39,3 +39,73 @@ func (p *poolState) finishPool(tx *Tx) {
 	rec["tls_verification_enabled"] = true
 	rec["migration_compression"] = false
 }
+
+// registerPool registers the pool messages.
+func registerPool(s *Simulator) {
+	s.Register("pool.disable_ha", Method{Handler: poolDisableHA, Params: 0, Async: true})
+	s.Register("pool.create_VLAN_from_PIF", Method{Handler: poolCreateVLANFromPIF, Params: 3, Async: true})
+}
+
+// poolDisableHA implements pool.disable_ha; HA is never enabled in the
+// simulator, so it answers HA_NOT_ENABLED as XAPI does then.
+func poolDisableHA(c *Call) (any, error) {
+	enabled := false
+	c.Sim.DB.Read(func(tx *Tx) {
+		for _, p := range tx.All("pool") {
+			rec, _ := tx.GetClass("pool", p)
+			enabled = enabled || rec["ha_enabled"].(bool)
+		}
+	})
+	if !enabled {
+		return nil, NewFault("HA_NOT_ENABLED")
+	}
+	return nil, c.Sim.DB.Write(func(tx *Tx) error {
+		for _, p := range tx.All("pool") {
+			setField(tx, p, "ha_enabled", false)
+		}
+		return nil
+	})
+}
+
+// poolCreateVLANFromPIF implements pool.create_VLAN_from_PIF(pif, network,
+// VLAN): on every host with a PIF of the same device, a VLAN PIF on
+// network tagged VLAN and its VLAN object. It returns the new PIFs.
+func poolCreateVLANFromPIF(c *Call) (any, error) {
+	tag, err := c.Int(2)
+	if err != nil {
+		return nil, err
+	}
+	if tag < 0 || tag > 4094 {
+		return nil, NewFault("VLAN_TAG_INVALID", strconv.FormatInt(tag, 10))
+	}
+	out := []string{}
+	err = c.Sim.DB.Write(func(tx *Tx) error {
+		_, pifRec, err := refArg(tx, c, 0, "PIF")
+		if err != nil {
+			return err
+		}
+		network, _, err := refArg(tx, c, 1, "network")
+		if err != nil {
+			return err
+		}
+		device := str(pifRec, "device")
+		for _, pif := range tx.All("PIF") {
+			pr, _ := tx.GetClass("PIF", pif)
+			if str(pr, "device") != device || pr["VLAN"].(int64) != -1 {
+				continue
+			}
+			metrics := newObject(tx, "PIF_metrics", Record{"carrier": true, "speed": int64(1000), "duplex": true,
+				"device_name": "", "last_updated": c.Sim.Now()})
+			vpif := newObject(tx, "PIF", Record{
+				"device": device, "network": network, "host": str(pr, "host"), "MAC": str(pr, "MAC"),
+				"MTU": pr["MTU"], "VLAN": tag, "metrics": metrics, "currently_attached": true,
+				"ip_configuration_mode": "None", "managed": true,
+			})
+			vlan := newObject(tx, "VLAN", Record{"tagged_PIF": pif, "untagged_PIF": vpif, "tag": tag})
+			tx.Modify(vpif)["VLAN_master_of"] = vlan
+			out = append(out, vpif)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -115,6 +115,77 @@ func (p *poolState) createSR(tx *Tx, name, desc, typ, content string, shared boo
 func registerSR(s *Simulator) {
 	s.Register("SR.scan", Method{Handler: srScan, Params: 1, Async: true})
 	s.Register("SR.get_supported_types", Method{Handler: srSupportedTypes, Params: 0})
+	s.Register("SR.forget", Method{Handler: srForget, Params: 1, Async: true})
+	s.Register("SR.destroy", Method{Handler: srForget, Params: 1, Async: true})
+	s.Register("PBD.plug", Method{Handler: pbdPlug(true), Params: 1, Async: true})
+	s.Register("PBD.unplug", Method{Handler: pbdPlug(false), Params: 1, Async: true})
+}
+
+// srForget implements SR.forget and SR.destroy: every PBD must be
+// unplugged (SR_HAS_PBD); the SR, its PBDs, VDIs and their VBDs go.
+func srForget(c *Call) (any, error) {
+	return nil, c.Sim.DB.Write(func(tx *Tx) error {
+		sr, rec, err := refArg(tx, c, 0, "SR")
+		if err != nil {
+			return err
+		}
+		for _, pbd := range strSet(rec, "PBDs") {
+			if pr, ok := tx.GetClass("PBD", pbd); ok && pr["currently_attached"].(bool) {
+				return NewFault("SR_HAS_PBD", sr)
+			}
+		}
+		for _, vdi := range slices.Clone(strSet(rec, "VDIs")) {
+			destroyVDIRecord(tx, vdi)
+		}
+		for _, pbd := range slices.Clone(strSet(rec, "PBDs")) {
+			deleteObject(tx, pbd)
+		}
+		for _, p := range tx.All("pool") {
+			pr, _ := tx.GetClass("pool", p)
+			for _, f := range []string{"default_SR", "suspend_image_SR", "crash_dump_SR"} {
+				if str(pr, f) == sr {
+					tx.Modify(p)[f] = NullRef
+				}
+			}
+		}
+		deleteObject(tx, sr)
+		return nil
+	})
+}
+
+// pbdPlug implements PBD.plug and PBD.unplug. Unplugging fails with
+// VDI_IN_USE [vdi...] while VDIs of the SR are attached to VMs running on
+// the PBD's host.
+func pbdPlug(plug bool) Handler {
+	return func(c *Call) (any, error) {
+		return nil, c.Sim.DB.Write(func(tx *Tx) error {
+			pbd, rec, err := refArg(tx, c, 0, "PBD")
+			if err != nil {
+				return err
+			}
+			if !plug && rec["currently_attached"].(bool) {
+				host := str(rec, "host")
+				srRec, _ := tx.GetClass("SR", str(rec, "SR"))
+				var active []string
+				for _, vdi := range strSet(srRec, "VDIs") {
+					vr, _ := tx.GetClass("VDI", vdi)
+					for _, vbd := range strSet(vr, "VBDs") {
+						br, _ := tx.GetClass("VBD", vbd)
+						vm, _ := tx.GetClass("VM", str(br, "VM"))
+						if br["currently_attached"].(bool) && str(vm, "resident_on") == host && !slices.Contains(active, vdi) {
+							active = append(active, vdi)
+						}
+					}
+				}
+				if len(active) > 0 {
+					return NewFault("VDI_IN_USE", active...)
+				}
+			}
+			setField(tx, pbd, "currently_attached", plug)
+			updateSRAllowedOperations(tx, str(rec, "SR"))
+			return nil
+		})
+	}
 }
 
 // srScan recomputes the SR's space accounting from its VDIs (the simulator

@@ -164,6 +164,47 @@ func registerVDI(s *Simulator) {
 	s.Register("VDI.resize", Method{Handler: vdiResize("resize"), Params: 2, Async: true})
 	s.Register("VDI.resize_online", Method{Handler: vdiResize("resize_online"), Params: 2, Async: true})
 	s.Register("VDI.forget", Method{Handler: vdiForget, Params: 1, Async: true})
+	s.Register("VDI.pool_migrate", Method{Handler: vdiPoolMigrate, Params: 3, Async: true})
+}
+
+// vdiPoolMigrate implements VDI.pool_migrate(vdi, sr, options), live
+// storage migration: the VDI must be attached to a running VM
+// (VDI_NEEDS_VM_FOR_MIGRATE otherwise). The disk is copied to sr, the
+// VBDs move to the copy and the original goes; the new ref is returned.
+func vdiPoolMigrate(c *Call) (any, error) {
+	sr, err := c.String(1)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Struct(2); err != nil {
+		return nil, err
+	}
+	return vdiOperation(c, "mirror", func(tx *Tx, vdi string) (any, error) {
+		if _, ok := tx.GetClass("SR", sr); !ok {
+			return nil, NewFault("HANDLE_INVALID", "SR", sr)
+		}
+		rec, _ := tx.GetClass("VDI", vdi)
+		running := false
+		for _, vbd := range strSet(rec, "VBDs") {
+			br, _ := tx.GetClass("VBD", vbd)
+			vm, _ := tx.GetClass("VM", str(br, "VM"))
+			running = running || (br["currently_attached"].(bool) && str(vm, "power_state") == "Running")
+		}
+		if !running {
+			return nil, NewFault("VDI_NEEDS_VM_FOR_MIGRATE", vdi)
+		}
+		out := copyVDI(tx, vdi, "copy", sr, c.Sim.Now())
+		for _, vbd := range slices.Clone(strSet(rec, "VBDs")) {
+			setRef(tx, vbd, "VDI", out)
+		}
+		for _, sn := range slices.Clone(strSet(rec, "snapshots")) {
+			setRef(tx, sn, "snapshot_of", out)
+		}
+		deleteObject(tx, vdi)
+		updateSRUsage(tx, str(rec, "SR"))
+		updateVDIAllowedOperations(tx, out)
+		return out, nil
+	})
 }
 
 // vdiCreate implements VDI.create(record): SR, virtual_size, type,

@@ -190,3 +190,85 @@ func TestSRScan(t *testing.T) {
 		t.Fatalf("scan of a bad ref: %v", f)
 	}
 }
+
+func TestVDIPoolMigrate(t *testing.T) {
+	tests := []struct {
+		name string
+		vm   string
+		want string
+	}{
+		{"disk of a running VM", runningVM, ""},
+		{"disk of a halted VM", haltedVM, "VDI_NEEDS_VM_FOR_MIGRATE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, session := newTestSim(t, Default())
+			vm := byName(t, s, "VM", tc.vm)
+			vdi := vmDisks(t, s, get(t, s, vm))[0]
+			local := byName(t, s, "SR", "host1 local storage")
+			res, f := call(t, s, session, "VDI.pool_migrate", vdi, local, map[string]any{})
+			if tc.want != "" {
+				if f == nil || f.Code != tc.want {
+					t.Fatalf("got %v, want %s", f, tc.want)
+				}
+				return
+			}
+			if f != nil {
+				t.Fatal(f)
+			}
+			nv := res.(string)
+			if exists(s, vdi) || str(get(t, s, nv), "SR") != local {
+				t.Fatal("VDI not moved")
+			}
+			if disks := vmDisks(t, s, get(t, s, vm)); len(disks) != 1 || disks[0] != nv {
+				t.Fatalf("VM disks %v, want [%s]", disks, nv)
+			}
+		})
+	}
+}
+
+func TestSRForgetAndPBDs(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	sr := byName(t, s, "SR", "sr0")
+	pbds := strSet(get(t, s, sr), "PBDs")
+	if _, f := call(t, s, session, "SR.forget", sr); f == nil || f.Code != "SR_HAS_PBD" {
+		t.Fatalf("forget of a plugged SR: %v", f)
+	}
+	// host0 runs vm0, vm2 and vm4, whose disks are on sr0.
+	h0 := byName(t, s, "host", "host0")
+	for _, pbd := range pbds {
+		_, f := call(t, s, session, "PBD.unplug", pbd)
+		if str(get(t, s, pbd), "host") == h0 {
+			if f == nil || f.Code != "VDI_IN_USE" {
+				t.Fatalf("unplug with a running VM's disk: %v", f)
+			}
+			for _, vm := range residentGuestsOf(t, s, h0) {
+				mustCall(t, s, session, "VM.hard_shutdown", vm)
+			}
+			mustCall(t, s, session, "PBD.unplug", pbd)
+		} else if f != nil {
+			t.Fatalf("unplug: %v", f)
+		}
+	}
+	vdis := strSet(get(t, s, sr), "VDIs")
+	mustCall(t, s, session, "SR.forget", sr)
+	for _, ref := range append(append([]string{sr}, pbds...), vdis...) {
+		if exists(s, ref) {
+			t.Errorf("%s survived SR.forget", ref)
+		}
+	}
+	if def := mustCall(t, s, session, "pool.get_default_SR", byName(t, s, "pool", "pool0")); def != NullRef {
+		t.Errorf("default SR %v after forget", def)
+	}
+}
+
+// residentGuestsOf returns the non-dom0 VMs running on host.
+func residentGuestsOf(t *testing.T, s *Simulator, host string) []string {
+	var out []string
+	for _, vm := range strSet(get(t, s, host), "resident_VMs") {
+		if !get(t, s, vm)["is_control_domain"].(bool) {
+			out = append(out, vm)
+		}
+	}
+	return out
+}

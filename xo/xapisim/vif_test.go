@@ -107,3 +107,58 @@ func TestNetwork(t *testing.T) {
 		t.Fatalf("create without other_config: %v", f)
 	}
 }
+
+func TestCreateVLAN(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	n := mustCall(t, s, session, "network.create", map[string]any{
+		"name_label": "vlan42", "MTU": int64(1500), "other_config": map[string]any{"automatic": "false"},
+	}).(string)
+	var eth1 string
+	s.DB.Read(func(tx *Tx) {
+		for _, pif := range tx.All("PIF") {
+			rec, _ := tx.GetClass("PIF", pif)
+			if str(rec, "device") == "eth1" {
+				eth1 = pif
+			}
+		}
+	})
+	tests := []struct {
+		name string
+		tag  any
+		want string
+	}{
+		{"bad tag", int64(5000), "VLAN_TAG_INVALID"},
+		{"tag 42", "42", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, f := call(t, s, session, "pool.create_VLAN_from_PIF", eth1, n, tc.tag)
+			if tc.want != "" {
+				if f == nil || f.Code != tc.want {
+					t.Fatalf("got %v, want %s", f, tc.want)
+				}
+				return
+			}
+			if f != nil {
+				t.Fatal(f)
+			}
+			pifs := res.([]string)
+			if len(pifs) != 2 {
+				t.Fatalf("%d VLAN PIFs, want one per host", len(pifs))
+			}
+			for _, p := range pifs {
+				rec := get(t, s, p)
+				if rec["VLAN"] != int64(42) || str(rec, "network") != n || !slices.Contains(strSet(get(t, s, n), "PIFs"), p) {
+					t.Errorf("VLAN PIF %v", rec)
+				}
+				vlan := get(t, s, str(rec, "VLAN_master_of"))
+				if !slices.Contains(strSet(get(t, s, str(vlan, "tagged_PIF")), "VLAN_slave_of"), str(rec, "VLAN_master_of")) {
+					t.Error("tagged PIF lacks VLAN_slave_of")
+				}
+			}
+		})
+	}
+	if _, f := call(t, s, session, "pool.disable_ha"); f == nil || f.Code != "HA_NOT_ENABLED" {
+		t.Fatalf("disable_ha: %v", f)
+	}
+}

@@ -395,6 +395,48 @@ func registerVM(s *Simulator) {
 	s.Register("VM.get_possible_hosts", Method{Handler: vmPossibleHosts, Params: 1, Async: true})
 	s.Register("VM.assert_can_boot_here", Method{Handler: vmAssertCanBootHere, Params: 2, Async: true})
 	s.Register("VM.power_state_reset", Method{Handler: vmPowerStateReset, Params: 1, Async: true})
+	s.Register("VTPM.create", Method{Handler: vtpmCreate, Params: 2, Async: true})
+	s.Register("VTPM.destroy", Method{Handler: vtpmDestroy, Params: 1, Async: true})
+}
+
+// vtpmCreate implements VTPM.create(vm, is_unique): the VM must allow
+// create_vtpm (halted, no vTPM yet).
+func vtpmCreate(c *Call) (any, error) {
+	unique, err := c.Bool(1)
+	if err != nil {
+		return nil, err
+	}
+	var ref string
+	err = c.Sim.DB.Write(func(tx *Tx) error {
+		vm, _, err := refArg(tx, c, 0, "VM")
+		if err != nil {
+			return err
+		}
+		if f := vmOperationError(tx, vm, "create_vtpm", false); f != nil {
+			return f
+		}
+		ref = newObject(tx, "VTPM", Record{"VM": vm, "is_unique": unique, "allowed_operations": []string{"destroy"}})
+		updateVMAllowedOperations(tx, vm)
+		return nil
+	})
+	return ref, err
+}
+
+// vtpmDestroy implements VTPM.destroy: the VM must be halted.
+func vtpmDestroy(c *Call) (any, error) {
+	return nil, c.Sim.DB.Write(func(tx *Tx) error {
+		ref, rec, err := refArg(tx, c, 0, "VTPM")
+		if err != nil {
+			return err
+		}
+		vm := str(rec, "VM")
+		if vr, ok := tx.GetClass("VM", vm); ok && str(vr, "power_state") != "Halted" {
+			return NewFault("VM_BAD_POWER_STATE", vm, "halted", strings.ToLower(str(vr, "power_state")))
+		}
+		deleteObject(tx, ref)
+		updateVMAllowedOperations(tx, vm)
+		return nil
+	})
 }
 
 // vmCreate implements VM.create(record): a new VM with its metrics, in
@@ -1078,8 +1120,8 @@ func snapshotHasCopy(tx *Tx, snap Record, vdi string) bool {
 	return false
 }
 
-// vmDestroy implements VM.destroy: the VM, its VBDs, VIFs, metrics, guest
-// metrics and consoles go; its VDIs and snapshots stay.
+// vmDestroy implements VM.destroy: the VM, its VBDs, VIFs, vTPMs, metrics,
+// guest metrics and consoles go; its VDIs and snapshots stay.
 func vmDestroy(c *Call) (any, error) {
 	return vmOperation(c, "destroy", func(tx *Tx, vm string) (any, error) {
 		destroyVMRecord(tx, vm)
@@ -1105,6 +1147,9 @@ func destroyVMRecord(tx *Tx, vm string) {
 	}
 	for _, con := range slices.Clone(strSet(rec, "consoles")) {
 		deleteObject(tx, con)
+	}
+	for _, vtpm := range slices.Clone(strSet(rec, "VTPMs")) {
+		deleteObject(tx, vtpm)
 	}
 	for _, f := range []string{"metrics", "guest_metrics"} {
 		if r := str(rec, f); isRef(r) {

@@ -614,3 +614,39 @@ func TestVMProvision(t *testing.T) {
 	mustCall(t, s, session, "VM.set_is_a_template", vm, false)
 	mustCall(t, s, session, "VM.start", vm, false, false)
 }
+
+func TestVTPM(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	tests := []struct {
+		name string
+		vm   string
+		want string
+	}{
+		{"halted VM", haltedVM, ""},
+		{"second vTPM", haltedVM, "VTPM_MAX_AMOUNT_REACHED"},
+		{"running VM", runningVM, "VM_BAD_POWER_STATE"},
+	}
+	var vtpm string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, f := call(t, s, session, "VTPM.create", byName(t, s, "VM", tc.vm), true)
+			got := ""
+			if f != nil {
+				got = f.Code
+			} else {
+				vtpm = res.(string)
+			}
+			if got != tc.want {
+				t.Fatalf("got %v, want %q", f, tc.want)
+			}
+		})
+	}
+	vm := byName(t, s, "VM", haltedVM)
+	if !slices.Contains(strSet(get(t, s, vm), "VTPMs"), vtpm) {
+		t.Fatal("VM.VTPMs lacks the vTPM")
+	}
+	mustCall(t, s, session, "VM.destroy", vm)
+	if exists(s, vtpm) {
+		t.Fatal("vTPM survived VM.destroy")
+	}
+}
