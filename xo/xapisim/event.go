@@ -2,8 +2,10 @@ package xapisim
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -175,7 +177,139 @@ func validRefCounts(tx *Tx) map[string]any {
 	return counts
 }
 
+// legacySub is a session's event.register subscription.
+type legacySub struct {
+	subs []subscription
+	gen  int64 // events after this generation are still to be delivered
+}
+
+// legacyEvents holds the event.register subscriptions by session.
+type legacyEvents struct {
+	mu   sync.Mutex
+	subs map[string]*legacySub
+}
+
+// ocamlFloat formats f as OCaml's string_of_float ("%.12g", with a
+// trailing dot for whole numbers).
+func ocamlFloat(f float64) string {
+	s := strconv.FormatFloat(f, 'g', 12, 64)
+	if !strings.ContainsAny(s, ".e") {
+		s += "."
+	}
+	return s
+}
+
+// eventRegister implements the deprecated event.register(classes).
+func (s *Simulator) eventRegister(c *Call) (any, error) {
+	classes, err := c.Strings(0)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := parseSubscriptions(classes)
+	if err != nil {
+		return nil, err
+	}
+	gen, _ := s.DB.Generation()
+	s.legacy.mu.Lock()
+	defer s.legacy.mu.Unlock()
+	if s.legacy.subs == nil {
+		s.legacy.subs = make(map[string]*legacySub)
+	}
+	sub := s.legacy.subs[c.Session]
+	if sub == nil {
+		sub = &legacySub{gen: gen}
+		s.legacy.subs[c.Session] = sub
+	}
+	sub.subs = append(sub.subs, subs...)
+	return nil, nil
+}
+
+// eventUnregister implements the deprecated event.unregister(classes).
+func (s *Simulator) eventUnregister(c *Call) (any, error) {
+	classes, err := c.Strings(0)
+	if err != nil {
+		return nil, err
+	}
+	drop, err := parseSubscriptions(classes)
+	if err != nil {
+		return nil, err
+	}
+	s.legacy.mu.Lock()
+	defer s.legacy.mu.Unlock()
+	if sub := s.legacy.subs[c.Session]; sub != nil {
+		sub.subs = slices.DeleteFunc(sub.subs, func(x subscription) bool { return slices.Contains(drop, x) })
+	}
+	return nil, nil
+}
+
+// eventNext implements the deprecated event.next(): it blocks until a
+// change matches the session's registered classes and returns the events
+// (with snapshots) since the previous call.
+func (s *Simulator) eventNext(c *Call) (any, error) {
+	for {
+		s.legacy.mu.Lock()
+		sub := s.legacy.subs[c.Session]
+		var subs []subscription
+		var since int64
+		if sub != nil {
+			subs, since = slices.Clone(sub.subs), sub.gen
+		}
+		s.legacy.mu.Unlock()
+		if sub == nil {
+			return nil, NewFault("SESSION_NOT_REGISTERED", c.Session)
+		}
+		var (
+			events  []any
+			gen     int64
+			changed <-chan struct{}
+			lost    bool
+		)
+		now := ocamlFloat(float64(s.Now().Unix()))
+		s.DB.Read(func(tx *Tx) {
+			changes, ok := tx.ChangesSince(since, matchSubscriptions(subs))
+			if !ok {
+				lost = true
+				return
+			}
+			gen, changed = tx.Gen(), tx.r.changed
+			for _, ch := range changes {
+				ev := map[string]any{
+					"id":        strconv.FormatInt(ch.Gen, 10),
+					"timestamp": now,
+					"class":     strings.ToLower(ch.Class),
+					"operation": ch.Operation,
+					"ref":       ch.Ref,
+				}
+				if ch.Operation != "del" {
+					ev["snapshot"] = ch.Record.Clone()
+					ev["obj_uuid"] = ch.Record["uuid"]
+				}
+				events = append(events, ev)
+			}
+		})
+		if lost {
+			return nil, NewFault("EVENTS_LOST")
+		}
+		s.legacy.mu.Lock()
+		if cur := s.legacy.subs[c.Session]; cur == sub && sub.gen == since {
+			sub.gen = gen
+		}
+		s.legacy.mu.Unlock()
+		if len(events) > 0 {
+			return events, nil
+		}
+		select {
+		case <-changed:
+		case <-c.Ctx.Done():
+			return nil, fmt.Errorf("event.next: %w", c.Ctx.Err())
+		}
+	}
+}
+
 func (s *Simulator) registerEvent() {
+	s.Register("event.register", Method{Params: 1, Handler: s.eventRegister})
+	s.Register("event.unregister", Method{Params: 1, Handler: s.eventUnregister})
+	s.Register("event.next", Method{Handler: s.eventNext})
 	s.Register("event.from", Method{Params: 3, Handler: s.eventFrom})
 	s.Register("event.inject", Method{Params: 2, Handler: func(c *Call) (any, error) {
 		class, err := c.String(0)

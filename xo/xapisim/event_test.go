@@ -242,3 +242,43 @@ func TestEventFromBlocks(t *testing.T) {
 		}
 	})
 }
+
+func TestLegacyEvents(t *testing.T) {
+	srv := NewServer(t, Default())
+	s := srv.Session()
+	_, err := srv.Call(t.Context(), "event.next", s)
+	wantFault(t, err, "SESSION_NOT_REGISTERED", s)
+	if _, err := srv.Call(t.Context(), "event.register", s, []any{"vm"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []any, 1)
+	go func() {
+		res, err := srv.Call(t.Context(), "event.next", s)
+		if err != nil {
+			t.Error(err)
+		}
+		evs, _ := res.([]any)
+		done <- evs
+	}()
+	srv.DB.Write(func(tx *Tx) error { // not subscribed: does not end the wait
+		tx.Create("message", NewRecord("message"))
+		return nil
+	})
+	vm := newVM(t, srv, "legacy")
+	evs := <-done
+	if len(evs) != 1 {
+		t.Fatalf("events %v", evs)
+	}
+	ev := evs[0].(map[string]any)
+	if ev["ref"] != vm || ev["operation"] != "add" || ev["class"] != "vm" || !strings.HasSuffix(ev["timestamp"].(string), ".") {
+		t.Fatalf("event %v", ev)
+	}
+	if _, err := srv.Call(t.Context(), "event.unregister", s, []any{"vm"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := srv.Call(ctx, "event.next", s); err == nil {
+		t.Fatal("event.next without subscriptions returned events")
+	}
+}

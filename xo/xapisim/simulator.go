@@ -28,7 +28,8 @@ type Simulator struct {
 	mux      *http.ServeMux
 	handlers int // patterns registered on mux
 
-	hooks hooks
+	hooks  hooks
+	legacy legacyEvents // event.register subscriptions
 
 	bufs sync.Pool // *buffer, response buffers
 
