@@ -76,6 +76,7 @@ type reTranslator struct {
 	// goes on, so that JavaScript syntax errors later in the pattern win.
 	unsupportedReason string
 	inClass           bool
+	depth             int // group nesting
 }
 
 func (t *reTranslator) lacks(reason string) {
@@ -268,6 +269,10 @@ func (t *reTranslator) quantifier() error {
 }
 
 func (t *reTranslator) group() error {
+	if t.depth++; t.depth > MaxDepth {
+		return t.unsupported("groups nested too deeply")
+	}
+	defer func() { t.depth-- }()
 	t.i++ // (
 	if t.peek(0) == '?' {
 		switch t.peek(1) {
