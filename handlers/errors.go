@@ -178,7 +178,7 @@ type errorBody struct {
 // turns errors into responses.
 func describe(err error) (int, errorBody) {
 	if he, ok := errors.AsType[*Error](err); ok {
-		_, status := kindOf(he)
+		status, _ := kindOf(he)
 		return status, errorBody{Error: he.message(), Data: he.Data}
 	}
 	if xe, ok := errors.AsType[*xapi.Error](err); ok {
@@ -190,21 +190,21 @@ func describe(err error) (int, errorBody) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge, errorBody{Error: ErrTooLarge.Error()}
 	}
-	if kind, status := kindOf(err); kind != nil {
+	if status, kind := kindOf(err); kind != nil {
 		return status, errorBody{Error: kind.Error()}
 	}
 	return http.StatusInternalServerError, errorBody{Error: "internal server error"}
 }
 
-// kindOf returns the first kind of statusTable that err matches and its
-// status, or nil and 500.
-func kindOf(err error) (kind error, status int) {
+// kindOf returns the status of the first kind of statusTable that err
+// matches and that kind, or 500 and nil.
+func kindOf(err error) (status int, kind error) {
 	for _, row := range statusTable {
 		if errors.Is(err, row.kind) {
-			return row.kind, row.status
+			return row.status, row.kind
 		}
 	}
-	return nil, http.StatusInternalServerError
+	return http.StatusInternalServerError, nil
 }
 
 // describeXAPI renders an XAPI fault as XO does ("CODE(p1, p2)" plus info),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -182,7 +183,7 @@ func TestAppendJSON(t *testing.T) {
 		in   any
 		want string
 	}{
-		{"integers", []any{0.0, -0.0, 1.0, -5.0, 1e20, 123456789012.0}, `[0,0,1,-5,100000000000000000000,123456789012]`},
+		{"integers", []any{0.0, math.Copysign(0, -1), 1.0, -5.0, 1e20, 123456789012.0}, `[0,0,1,-5,100000000000000000000,123456789012]`},
 		{"exponents", []any{1e21, 1.5e-7, 1e-6, 0.1, 2.5}, `[1e+21,1.5e-7,0.000001,0.1,2.5]`},
 		{"strings", []any{"a\"b\\c", "\n\t\r\b\f", "\x01\x1f", "<&>", "é\u2028", "bad\xffutf8"}, `["a\"b\\c","\n\t\r\b\f","\u0001\u001f","<&>","é` + "\u2028" + `","bad\ufffdutf8"]`},
 		{"other types", map[string]any{"i": 3, "i64": int64(-4), "u": uint64(5), "b": true, "n": nil, "ss": []string{"x"}, "ms": map[string]string{"k": "v"}, "num": json.Number("1.50")}, `{"b":true,"i":3,"i64":-4,"ms":{"k":"v"},"n":null,"num":1.50,"ss":["x"],"u":5}`},
