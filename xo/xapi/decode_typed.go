@@ -83,12 +83,30 @@ func (d *decoder) intoOf(v reflect.Value, kind int, txt []byte, empty bool) erro
 		v.SetZero()
 		return nil
 	}
+	if v.CanAddr() && (kind == kArray || kind == kStruct) {
+		// fast paths for the collection types of the records
+		var err error
+		handled := true
+		switch p := v.Addr().Interface().(type) {
+		case *[]string:
+			err = stringsInto(d, p, kind, empty)
+		case *[]Ref:
+			err = stringsInto(d, p, kind, empty)
+		case *map[string]string:
+			err = stringMapInto(d, p, kind, empty)
+		default:
+			handled = false
+		}
+		if handled {
+			return err
+		}
+	}
 	switch t.Kind() {
 	case reflect.Interface:
 		if t.NumMethod() != 0 {
 			return d.typeError(kind, t)
 		}
-		x, err := d.anyOf(kind, txt, empty)
+		x, err := d.anyOf(kind, txt, empty, "")
 		if err != nil {
 			return err
 		}
@@ -221,7 +239,7 @@ func (d *decoder) skipMember() error {
 	if err != nil || empty {
 		return err
 	}
-	_, err = d.any()
+	_, err = d.any("")
 	return err
 }
 
@@ -260,6 +278,42 @@ func (d *decoder) mapInto(m reflect.Value) error {
 	t := m.Type()
 	// fast paths for the common map types
 	switch mm := m.Interface().(type) {
+	case map[Ref]map[string]any: // Client.GetAllRecords
+		for {
+			name, ok, err := d.memberName(false)
+			if err != nil || !ok {
+				return err
+			}
+			empty, err := d.memberValue()
+			if err != nil {
+				return err
+			}
+			var rec map[string]any
+			if !empty {
+				kind, txt, isEmpty, err := d.value()
+				if err != nil {
+					return err
+				}
+				switch {
+				case kind == kStruct && isEmpty:
+					rec = map[string]any{}
+					err = d.endValue()
+				case kind == kStruct:
+					if rec, err = d.structAny(recordHint); err == nil {
+						err = d.endValue()
+					}
+				case kind != kNil && !(kind == kUntyped && len(txt) == 0):
+					err = d.typeError(kind, t.Elem())
+				}
+				if err != nil {
+					return err
+				}
+			}
+			mm[Ref(name)] = rec
+			if err := d.endMember(); err != nil {
+				return err
+			}
+		}
 	case map[string]any:
 		for {
 			name, ok, err := d.member()
@@ -272,7 +326,7 @@ func (d *decoder) mapInto(m reflect.Value) error {
 			}
 			var x any = ""
 			if !empty {
-				if x, err = d.any(); err != nil {
+				if x, err = d.any(name); err != nil {
 					return err
 				}
 			}
@@ -355,4 +409,106 @@ func (d *decoder) sliceInto(v reflect.Value) error {
 			return err
 		}
 	}
+}
+
+// scalarString reads a scalar value (after its <value> open tag, or an
+// empty one) as a string, the way intoOf converts scalars for string kinds.
+func (d *decoder) scalarString(empty bool) (string, error) {
+	if empty {
+		return "", nil
+	}
+	kind, txt, _, err := d.value()
+	if err != nil {
+		return "", err
+	}
+	switch kind {
+	case kStruct, kArray:
+		return "", d.typeError(kind, reflect.TypeFor[string]())
+	case kNil:
+		return "", nil
+	case kBool:
+		b, err := strconv.ParseBool(string(txt))
+		if err != nil {
+			return "", d.s.errSyntax("bad boolean %q", txt)
+		}
+		return strconv.FormatBool(b), nil
+	}
+	return d.str(txt), nil
+}
+
+// stringsInto decodes an array of scalars into a string slice, sized
+// exactly, without reflection.
+func stringsInto[T ~string](d *decoder, p *[]T, kind int, empty bool) error {
+	if kind != kArray {
+		return d.typeError(kind, reflect.TypeOf(p).Elem())
+	}
+	if empty {
+		*p = []T{}
+		return d.endValue()
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	start := len(d.strstack)
+	defer func() { d.strstack = d.strstack[:start]; d.depth-- }()
+	inData := false
+	for {
+		ok, emptyElem, err := d.arrayElem(&inData)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		s, err := d.scalarString(emptyElem)
+		if err != nil {
+			return err
+		}
+		d.strstack = append(d.strstack, s)
+	}
+	out := make([]T, len(d.strstack)-start)
+	for i, s := range d.strstack[start:] {
+		out[i] = T(s)
+	}
+	*p = out
+	return d.endValue()
+}
+
+// stringMapInto decodes a struct of scalars into a map[string]string.
+func stringMapInto(d *decoder, p *map[string]string, kind int, empty bool) error {
+	if kind != kStruct {
+		return d.typeError(kind, reflect.TypeOf(p).Elem())
+	}
+	if empty {
+		*p = map[string]string{}
+		return d.endValue()
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer func() { d.depth-- }()
+	m := make(map[string]string)
+	for {
+		name, ok, err := d.member()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		emptyVal, err := d.memberValue()
+		if err != nil {
+			return err
+		}
+		s, err := d.scalarString(emptyVal)
+		if err != nil {
+			return err
+		}
+		m[name] = s
+		if err := d.endMember(); err != nil {
+			return err
+		}
+	}
+	*p = m
+	return d.endValue()
 }

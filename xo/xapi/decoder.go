@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Value kinds returned by decoder.value.
@@ -36,15 +37,23 @@ const (
 // records of a get_all_records share one copy of each field name and of
 // each repeated value ("OpaqueRef:NULL", "0", "Halted", …).
 type decoder struct {
-	s     *scanner
-	keys  map[string]string // interned member names
-	vals  map[string]any    // interned short strings, boxed once
-	strs  map[string]string // interned short strings for typed fields
-	hint  [16]int           // last map size seen per depth, to presize maps
-	depth int
-	text  []byte // scratch copy of scalar text
-	types map[reflect.Type]*structInfo
+	s        *scanner
+	keys     map[string]string // interned member names
+	vals     map[string]any    // interned short strings, boxed once
+	strs     map[string]string // interned short strings for typed fields
+	depth    int
+	text     []byte // scratch copy of scalar text
+	types    map[reflect.Type]*structInfo
+	mem      arena          // batched string storage
+	styp     unsafe.Pointer // type word of a string in an interface
+	atyp     unsafe.Pointer // type word of a []any in an interface
+	stack    []any          // elements of the arrays being decoded
+	strstack []string       // elements of the typed string arrays being decoded
+	sizes    map[string]int // last size of a struct by member name, to presize maps
 }
+
+// recordHint is the sizes key shared by the records of a records map.
+const recordHint = "\x00record"
 
 const (
 	maxInterned    = 1 << 16 // bound on each intern table
@@ -53,10 +62,13 @@ const (
 
 func newDecoder(r io.Reader) *decoder {
 	return &decoder{
-		s:    newScanner(r),
-		keys: make(map[string]string, 256),
-		vals: make(map[string]any, 256),
-		strs: make(map[string]string, 256),
+		s:     newScanner(r),
+		keys:  make(map[string]string, 256),
+		vals:  make(map[string]any, 256),
+		strs:  make(map[string]string, 256),
+		styp:  stringType(),
+		atyp:  anysType(),
+		sizes: make(map[string]int, 64),
 	}
 }
 
@@ -64,7 +76,7 @@ func (d *decoder) key(b []byte) string {
 	if k, ok := d.keys[string(b)]; ok {
 		return k
 	}
-	k := string(b)
+	k := d.mem.string(b)
 	if len(d.keys) < maxInterned {
 		d.keys[k] = k
 	}
@@ -78,14 +90,15 @@ func (d *decoder) boxed(b []byte) any {
 		return ""
 	}
 	if len(b) > maxInternedLen {
-		return string(b)
+		return d.mem.box(d.mem.string(b), d.styp)
 	}
 	if v, ok := d.vals[string(b)]; ok {
 		return v
 	}
-	var v any = string(b)
+	s := d.mem.string(b)
+	v := d.mem.box(s, d.styp)
 	if len(d.vals) < maxInterned {
-		d.vals[v.(string)] = v
+		d.vals[s] = v
 	}
 	return v
 }
@@ -96,12 +109,12 @@ func (d *decoder) str(b []byte) string {
 		return ""
 	}
 	if len(b) > maxInternedLen {
-		return string(b)
+		return d.mem.string(b)
 	}
 	if v, ok := d.strs[string(b)]; ok {
 		return v
 	}
-	v := string(b)
+	v := d.mem.string(b)
 	if len(d.strs) < maxInterned {
 		d.strs[v] = v
 	}
@@ -190,17 +203,19 @@ func (d *decoder) value() (kind int, text []byte, empty bool, err error) {
 // endValue consumes the </value> that closes a value.
 func (d *decoder) endValue() error { return d.s.expect(tagClose, "value") }
 
-// any decodes the value whose <value> open tag was just read.
-func (d *decoder) any() (any, error) {
+// any decodes the value whose <value> open tag was just read. name is the
+// member name the value belongs to ("" for array elements and results),
+// used to presize maps from the previous struct of the same name.
+func (d *decoder) any(name string) (any, error) {
 	kind, txt, empty, err := d.value()
 	if err != nil {
 		return nil, err
 	}
-	return d.anyOf(kind, txt, empty)
+	return d.anyOf(kind, txt, empty, name)
 }
 
 // anyOf finishes decoding a value whose kind was read by value.
-func (d *decoder) anyOf(kind int, txt []byte, empty bool) (any, error) {
+func (d *decoder) anyOf(kind int, txt []byte, empty bool, name string) (any, error) {
 	switch kind {
 	case kUntyped, kString, kBase64:
 		return d.boxed(txt), nil
@@ -234,7 +249,7 @@ func (d *decoder) anyOf(kind int, txt []byte, empty bool) (any, error) {
 		if empty {
 			return map[string]any{}, d.endValue()
 		}
-		m, err := d.structAny()
+		m, err := d.structAny(name)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +262,7 @@ func (d *decoder) anyOf(kind int, txt []byte, empty bool) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return a, d.endValue()
+		return d.mem.boxAnys(a, d.atyp), d.endValue()
 	}
 	panic("unreachable")
 }
@@ -256,6 +271,12 @@ func (d *decoder) anyOf(kind int, txt []byte, empty bool) (any, error) {
 // returns the interned name, or ok=false at </struct>. After it, the
 // caller reads the member's value with memberValue.
 func (d *decoder) member() (name string, ok bool, err error) {
+	return d.memberName(true)
+}
+
+// memberName is member with a choice: intern the name (field names), or
+// not (refs as keys of a records map, which are all different).
+func (d *decoder) memberName(intern bool) (name string, ok bool, err error) {
 	s := d.s
 	k, err := s.tag()
 	if err != nil {
@@ -280,7 +301,11 @@ func (d *decoder) member() (name string, ok bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	name = d.key(txt)
+	if intern {
+		name = d.key(txt)
+	} else {
+		name = d.mem.string(txt)
+	}
 	return name, true, s.expect(tagClose, "name")
 }
 
@@ -307,16 +332,15 @@ func (d *decoder) enter() error {
 	return nil
 }
 
-func (d *decoder) structAny() (map[string]any, error) {
+func (d *decoder) structAny(hint string) (map[string]any, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
 	defer func() { d.depth-- }()
-	var hint int
-	if d.depth < len(d.hint) {
-		hint = d.hint[d.depth]
+	if len(hint) > maxInternedLen {
+		hint = "" // a ref: every one differs, don't keep sizes for them
 	}
-	m := make(map[string]any, hint)
+	m := make(map[string]any, d.sizes[hint])
 	for {
 		name, ok, err := d.member()
 		if err != nil {
@@ -331,7 +355,7 @@ func (d *decoder) structAny() (map[string]any, error) {
 		}
 		var v any = ""
 		if !empty {
-			if v, err = d.any(); err != nil {
+			if v, err = d.any(name); err != nil {
 				return nil, err
 			}
 		}
@@ -340,8 +364,8 @@ func (d *decoder) structAny() (map[string]any, error) {
 		}
 		m[name] = v
 	}
-	if d.depth < len(d.hint) {
-		d.hint[d.depth] = len(m)
+	if len(d.sizes) < maxInterned {
+		d.sizes[hint] = len(m)
 	}
 	return m, nil
 }
@@ -378,7 +402,13 @@ func (d *decoder) arrayAny() ([]any, error) {
 		return nil, err
 	}
 	defer func() { d.depth-- }()
-	a := []any{}
+	// elements go on a shared stack (nested arrays push above and pop
+	// back), then into a slice of exactly the right size
+	start := len(d.stack)
+	defer func() {
+		clear(d.stack[start:])
+		d.stack = d.stack[:start]
+	}()
 	inData := false
 	for {
 		ok, empty, err := d.arrayElem(&inData)
@@ -386,15 +416,17 @@ func (d *decoder) arrayAny() ([]any, error) {
 			return nil, err
 		}
 		if !ok {
+			a := d.mem.anys(len(d.stack) - start)
+			copy(a, d.stack[start:])
 			return a, nil
 		}
 		var v any = ""
 		if !empty {
-			if v, err = d.any(); err != nil {
+			if v, err = d.any(""); err != nil {
 				return nil, err
 			}
 		}
-		a = append(a, v)
+		d.stack = append(d.stack, v)
 	}
 }
 

@@ -72,7 +72,7 @@ func DecodeValue(fragment string, out any) (any, error) {
 	case target.IsValid():
 		err = d.into(target)
 	default:
-		v, err = d.any()
+		v, err = d.any("")
 	}
 	if err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func (d *decoder) bare(target reflect.Value, kind int, txt []byte, empty bool) (
 	if target.IsValid() {
 		return nil, d.intoOf(target, kind, txt, empty)
 	}
-	return d.anyOf(kind, txt, empty)
+	return d.anyOf(kind, txt, empty, "")
 }
 
 // wrapper decodes XAPI's {Status, Value, ErrorDescription} struct, whose
@@ -192,7 +192,7 @@ func (d *decoder) wrapper(target reflect.Value) (result any, failure, err error)
 				if empty, err = d.memberValue(); err == nil {
 					value = ""
 					if !empty {
-						value, err = d.any()
+						value, err = d.any("")
 					}
 				}
 			}
@@ -202,7 +202,7 @@ func (d *decoder) wrapper(target reflect.Value) (result any, failure, err error)
 			var x any = ""
 			var empty bool
 			if empty, err = d.memberValue(); err == nil && !empty {
-				x, err = d.any()
+				x, err = d.any(name)
 			}
 			if others == nil {
 				others = make(map[string]any)
@@ -252,7 +252,7 @@ func (d *decoder) fault() error {
 	if err := s.expect(tagOpen, "value"); err != nil {
 		return err
 	}
-	v, err := d.any()
+	v, err := d.any("")
 	if err != nil {
 		return err
 	}
