@@ -372,7 +372,16 @@ func hostEvacuate(c *Call) (any, error) {
 			return NewFault("NO_HOSTS_AVAILABLE")
 		}
 		for i, vm := range vms {
-			target := targets[i%len(targets)]
+			target := ""
+			for k := range targets {
+				if h := targets[(i+k)%len(targets)]; canBootOn(tx, vm, h) == nil {
+					target = h
+					break
+				}
+			}
+			if target == "" {
+				return NewFault("NO_HOSTS_AVAILABLE")
+			}
 			setField(tx, vm, "domid", nextDomid(tx, target))
 			setRef(tx, vm, "resident_on", target)
 			updateVMAllowedOperations(tx, vm)

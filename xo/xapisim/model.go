@@ -24,7 +24,8 @@ type Model struct {
 	// VMs is the number of guest VMs, named vm0, vm1, ... Their power
 	// states cycle through Running, Halted, Running, Suspended, Paused,
 	// Halted (so vm0 runs, vm1 is halted, vm3 suspended, vm4 paused).
-	// Each has a disk (VBD "0" + VDI of DiskSize on the default SR), an
+	// Each has a disk (VBD "0" + VDI of DiskSize on sr0, or without
+	// shared SRs on the local SR of host i%Hosts, where it runs), an
 	// empty CD drive (VBD "3") and a VIF on network0. Default 6;
 	// xapisim flag --vms.
 	VMs int
@@ -122,6 +123,7 @@ type poolState struct {
 	pool      string
 	hosts     []string
 	defaultSR string
+	sharedSR  string   // first shared disk SR, "" if none
 	localSRs  []string // per host
 	isoVDI    string
 	networks  []string

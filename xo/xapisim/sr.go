@@ -54,7 +54,7 @@ func (p *poolState) createStorage(tx *Tx) {
 		sr := p.createSR(tx, fmt.Sprintf("sr%d", i), "NFS SR on 192.168.0.2:/srv/sr"+fmt.Sprint(i), "nfs", "user", true, p.hosts,
 			map[string]string{"server": "192.168.0.2", "serverpath": fmt.Sprintf("/srv/sr%d", i), "nfsversion": "4.1"})
 		if p.defaultSR == "" {
-			p.defaultSR = sr
+			p.defaultSR, p.sharedSR = sr, sr
 		}
 	}
 	if p.m.LocalSRs {

@@ -481,15 +481,44 @@ func hostUsable(tx *Tx, host string) *Fault {
 	return nil
 }
 
-// pickHost chooses where a VM starts: its affinity if usable, else the
-// usable host with the fewest resident VMs.
-func pickHost(tx *Tx, vm Record) (string, *Fault) {
-	if a := str(vm, "affinity"); isRef(a) && hostUsable(tx, a) == nil {
+// canBootOn returns why vm cannot run on host: the host is down or
+// disabled, or it does not see an SR holding one of the VM's disks
+// (VM_REQUIRES_SR).
+func canBootOn(tx *Tx, vm, host string) *Fault {
+	if f := hostUsable(tx, host); f != nil {
+		return f
+	}
+	rec, _ := tx.GetClass("VM", vm)
+	for _, vbd := range strSet(rec, "VBDs") {
+		br, _ := tx.GetClass("VBD", vbd)
+		vdi, ok := tx.GetClass("VDI", str(br, "VDI"))
+		if !ok {
+			continue
+		}
+		sr := str(vdi, "SR")
+		srRec, _ := tx.GetClass("SR", sr)
+		seen := false
+		for _, pbd := range strSet(srRec, "PBDs") {
+			pr, _ := tx.GetClass("PBD", pbd)
+			seen = seen || (str(pr, "host") == host && pr["currently_attached"].(bool))
+		}
+		if !seen {
+			return NewFault("VM_REQUIRES_SR", vm, sr)
+		}
+	}
+	return nil
+}
+
+// pickHost chooses where a VM starts: its affinity if it can boot there,
+// else the suitable host with the fewest resident VMs.
+func pickHost(tx *Tx, vm string) (string, *Fault) {
+	rec, _ := tx.GetClass("VM", vm)
+	if a := str(rec, "affinity"); isRef(a) && canBootOn(tx, vm, a) == nil {
 		return a, nil
 	}
 	best, n := "", -1
 	for _, h := range tx.All("host") {
-		if hostUsable(tx, h) != nil {
+		if canBootOn(tx, vm, h) != nil {
 			continue
 		}
 		hr, _ := tx.GetClass("host", h)
@@ -560,7 +589,7 @@ func bootVM(tx *Tx, vm, host string, paused bool, now time.Time, domid int64) {
 	setRef(tx, vm, "resident_on", host)
 	setField(tx, vm, "scheduled_to_be_resident_on", NullRef)
 	setDevicesAttached(tx, vm, rec, true)
-	if mr, ok := tx.GetClass("VM_metrics", str(rec, "metrics")); ok {
+	if _, ok := tx.GetClass("VM_metrics", str(rec, "metrics")); ok {
 		m := tx.Modify(str(rec, "metrics"))
 		m["start_time"] = now
 		m["last_updated"] = now
@@ -568,7 +597,6 @@ func bootVM(tx *Tx, vm, host string, paused bool, now time.Time, domid int64) {
 		m["VCPUs_number"] = rec["VCPUs_at_startup"]
 		m["current_domain_type"] = str(rec, "domain_type")
 		m["hvm"] = str(rec, "domain_type") == "hvm"
-		_ = mr
 	}
 	if !isRef(str(rec, "guest_metrics")) {
 		setField(tx, vm, "guest_metrics", newGuestMetrics(tx, vm, rec, now))
@@ -662,14 +690,13 @@ func vmStart(on bool) Handler {
 			return nil, err
 		}
 		return vmOperation(c, op, func(tx *Tx, vm string) (any, error) {
-			rec, _ := tx.GetClass("VM", vm)
-			host, f := pickHost(tx, rec)
+			host, f := pickHost(tx, vm)
 			if on {
 				host, err = c.String(1)
 				if err != nil {
 					return nil, err
 				}
-				f = hostUsable(tx, host)
+				f = canBootOn(tx, vm, host)
 			}
 			if f != nil {
 				return nil, f
@@ -696,15 +723,13 @@ func vmReboot(op string) Handler {
 	return func(c *Call) (any, error) {
 		return vmOperation(c, op, func(tx *Tx, vm string) (any, error) {
 			rec, _ := tx.GetClass("VM", vm)
-			host := str(rec, "resident_on")
 			setField(tx, vm, "power_state", "Running")
-			setField(tx, vm, "domid", nextDomid(tx, host))
+			setField(tx, vm, "domid", nextDomid(tx, str(rec, "resident_on")))
 			setField(tx, vm, "requires_reboot", false)
 			now := c.Sim.Now()
 			if isRef(str(rec, "metrics")) {
 				tx.Modify(str(rec, "metrics"))["start_time"] = now
 			}
-			_ = host
 			return nil, nil
 		})
 	}
@@ -804,12 +829,12 @@ func vmResume(on bool) Handler {
 		}
 		return vmOperation(c, op, func(tx *Tx, vm string) (any, error) {
 			rec, _ := tx.GetClass("VM", vm)
-			host, f := pickHost(tx, rec)
+			host, f := pickHost(tx, vm)
 			if on {
 				if host, err = c.String(1); err != nil {
 					return nil, err
 				}
-				f = hostUsable(tx, host)
+				f = canBootOn(tx, vm, host)
 			}
 			if f != nil {
 				return nil, f
@@ -833,7 +858,7 @@ func vmPoolMigrate(c *Call) (any, error) {
 		return nil, err
 	}
 	return vmOperation(c, "pool_migrate", func(tx *Tx, vm string) (any, error) {
-		if f := hostUsable(tx, host); f != nil {
+		if f := canBootOn(tx, vm, host); f != nil {
 			return nil, f
 		}
 		if rec, _ := tx.GetClass("VM", vm); str(rec, "resident_on") != host {
@@ -1328,11 +1353,12 @@ func vmPossibleHosts(c *Call) (any, error) {
 	out := []string{}
 	var err error
 	c.Sim.DB.Read(func(tx *Tx) {
-		if _, _, err = refArg(tx, c, 0, "VM"); err != nil {
+		var vm string
+		if vm, _, err = refArg(tx, c, 0, "VM"); err != nil {
 			return
 		}
 		for _, h := range tx.All("host") {
-			if hostUsable(tx, h) == nil {
+			if canBootOn(tx, vm, h) == nil {
 				out = append(out, h)
 			}
 		}
@@ -1343,14 +1369,14 @@ func vmPossibleHosts(c *Call) (any, error) {
 func vmAssertCanBootHere(c *Call) (any, error) {
 	var err error
 	c.Sim.DB.Read(func(tx *Tx) {
-		if _, _, err = refArg(tx, c, 0, "VM"); err != nil {
+		var vm, host string
+		if vm, _, err = refArg(tx, c, 0, "VM"); err != nil {
 			return
 		}
-		var host string
 		if host, err = c.String(1); err != nil {
 			return
 		}
-		if f := hostUsable(tx, host); f != nil {
+		if f := canBootOn(tx, vm, host); f != nil {
 			err = f
 		}
 	})
@@ -1474,8 +1500,10 @@ func (p *poolState) createGuest(tx *Tx, name string, i int, state string, templa
 	rec["metrics"] = newVMMetrics(tx, rec, install)
 	vm := newObject(tx, "VM", rec)
 
-	sr := p.defaultSR
-	if !isRef(sr) && len(p.localSRs) > 0 {
+	// Disks go to the shared SR, else to the local SR of the host the
+	// guest runs on.
+	sr := p.sharedSR
+	if sr == "" && len(p.localSRs) > 0 {
 		sr = p.localSRs[i%len(p.localSRs)]
 	}
 	if isRef(sr) {

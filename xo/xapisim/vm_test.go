@@ -650,3 +650,31 @@ func TestVTPM(t *testing.T) {
 		t.Fatal("vTPM survived VM.destroy")
 	}
 }
+
+func TestVMLocalStorage(t *testing.T) {
+	m := Default()
+	m.SharedSRs = 0
+	s, session := newTestSim(t, m)
+	vm := byName(t, s, "VM", haltedVM) // vm1: disk on host1's local SR
+	h0, h1 := byName(t, s, "host", "host0"), byName(t, s, "host", "host1")
+	sr := str(get(t, s, vmDisks(t, s, get(t, s, vm))[0]), "SR")
+	if sr != byName(t, s, "SR", "host1 local storage") {
+		t.Fatalf("vm1's disk is on %s", sr)
+	}
+	_, f := call(t, s, session, "VM.start_on", vm, h0, false, false)
+	if f == nil || !slices.Equal(f.Description(), []string{"VM_REQUIRES_SR", vm, sr}) {
+		t.Fatalf("start_on host0: %v", f)
+	}
+	hosts := mustCall(t, s, session, "VM.get_possible_hosts", vm).([]string)
+	if !slices.Equal(hosts, []string{h1}) {
+		t.Fatalf("possible hosts %v, want [host1]", hosts)
+	}
+	mustCall(t, s, session, "VM.start", vm, false, false)
+	if got := str(get(t, s, vm), "resident_on"); got != h1 {
+		t.Fatalf("started on %s, want host1", got)
+	}
+	mustCall(t, s, session, "host.disable", h1)
+	if _, f := call(t, s, session, "host.evacuate", h1); f == nil || f.Code != "NO_HOSTS_AVAILABLE" {
+		t.Fatalf("evacuating local-storage VMs: %v", f)
+	}
+}
