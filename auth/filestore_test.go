@@ -3,7 +3,9 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,5 +128,74 @@ func TestFileStoreBadFile(t *testing.T) {
 				t.Error("List on a bad file succeeded")
 			}
 		})
+	}
+}
+
+// TestFileStoreAcrossProcesses runs writers in child processes (this test
+// binary, re-executed) while this process writes too, and checks that no
+// token is lost: the flock serialises read-modify-write cycles, and the
+// rename keeps readers from seeing a partial file.
+func TestFileStoreAcrossProcesses(t *testing.T) {
+	if path := os.Getenv("XOREST_AUTH_CHILD_STORE"); path != "" {
+		childWriter(t, path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	const children, perProcess = 3, 15
+	var cmds []*exec.Cmd
+	for i := range children {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreAcrossProcesses$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "XOREST_AUTH_CHILD_STORE="+path, fmt.Sprintf("XOREST_AUTH_CHILD_USER=child%d", i))
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	s, err := auth.NewFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range perProcess {
+		_, tok, err := auth.New(auth.NewParams{User: "parent", Validity: time.Hour, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.List(ctx); err != nil { // reads while others rename
+			t.Fatalf("List during writes: %v", err)
+		}
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child writer: %v", err)
+		}
+	}
+	list, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (children + 1) * perProcess; len(list) != want {
+		t.Errorf("%d tokens after concurrent writers, want %d", len(list), want)
+	}
+}
+
+// childWriter is the body of a child process of TestFileStoreAcrossProcesses.
+func childWriter(t *testing.T, path string) {
+	s, err := auth.NewFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 15 {
+		_, tok, err := auth.New(auth.NewParams{User: os.Getenv("XOREST_AUTH_CHILD_USER"), Validity: time.Hour, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

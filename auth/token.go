@@ -31,11 +31,11 @@ const secretBytes = 32
 
 // ErrNotFound is returned by Store.Lookup and Store.Delete when no unexpired
 // token matches.
-var ErrNotFound = errors.New("auth: token not found")
+var ErrNotFound = errors.New("token not found")
 
 // ErrExists is returned by Store.Create when a token with the same ID or
 // Hash is already stored.
-var ErrExists = errors.New("auth: token already exists")
+var ErrExists = errors.New("token already exists")
 
 // ErrInvalidValidity is returned (wrapped) for an expiresIn that cannot be
 // parsed or lies outside [MinValidity, MaxValidity].
