@@ -33,8 +33,9 @@ func (f *Fault) Description() []string {
 
 // Call is one API call being served.
 type Call struct {
-	// Ctx is cancelled when the client goes away (sync calls) or never
-	// (Async calls, whose work outlives the request, like XAPI's).
+	// Ctx is cancelled when the client goes away (sync calls) or by
+	// task.cancel on the call's task (Async calls, whose work outlives the
+	// request, like XAPI's).
 	Ctx context.Context
 	// Sim is the simulator serving the call.
 	Sim *Simulator
@@ -46,8 +47,11 @@ type Call struct {
 	// Args are the parameters after the session ref, decoded to string,
 	// int64, float64, bool, time.Time, []any, map[string]any or nil.
 	Args []any
-	// Task is the ref of the task running the call: set for Async calls,
-	// and "" for sync calls.
+	// Task is the ref of the task running the call: set for Async calls
+	// and, as in XAPI, for sync calls of methods with an async mode (a
+	// transient task destroyed when the call returns), so handlers can
+	// always record {Task: op} in current_operations. It is "" for sync
+	// calls of other methods.
 	Task string
 }
 

@@ -143,16 +143,6 @@ func SchemaClasses() []string {
 	return names
 }
 
-// schemaByLower finds a class by its lowercase name (event class names).
-func schemaByLower(lc string) (*ClassSchema, bool) {
-	for _, c := range schemaTable {
-		if strings.ToLower(c.Name) == lc {
-			return c, true
-		}
-	}
-	return nil, false
-}
-
 // epoch is XAPI's "never" date, 19700101T00:00:00Z.
 var epoch = time.Unix(0, 0).UTC()
 
