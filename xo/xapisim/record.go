@@ -9,7 +9,6 @@ package xapisim
 import (
 	"maps"
 	"slices"
-	"strings"
 	"time"
 )
 
