@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,3 +196,46 @@ func TestDocsPageInChromium(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// nodeModules is where the npm test peers are installed (make test exports
+// XOREST_NODE_MODULES; the default is the repository's .peers folder).
+func nodeModules(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("XOREST_NODE_MODULES"); dir != "" {
+		return dir
+	}
+	dir, err := filepath.Abs("../.peers/node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSpecIsValidOpenAPI validates the document with swagger-parser, an
+// independent OpenAPI implementation.
+func TestSpecIsValidOpenAPI(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for this test: apt-get install -y nodejs (%v)", err)
+	}
+	modules := nodeModules(t)
+	parser := filepath.Join(modules, "@apidevtools", "swagger-parser")
+	if _, err := os.Stat(parser); err != nil {
+		t.Fatalf("npm @apidevtools/swagger-parser is required for this test: npm install --prefix .peers @apidevtools/swagger-parser@10.1.1 (or make peers): %v", err)
+	}
+	f := newFixture(t)
+	spec := filepath.Join(t.TempDir(), "swagger.json")
+	if err := os.WriteFile(spec, f.s.spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `require(process.argv[1]).validate(process.argv[2])
+		.then(api => console.log("valid " + api.openapi))
+		.catch(e => { console.error(e.message); process.exit(1); });`
+	out, err := exec.Command(node, "-e", script, parser, spec).CombinedOutput()
+	if err != nil {
+		t.Fatalf("swagger-parser rejects the document: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "valid 3.0.3") {
+		t.Errorf("swagger-parser output %q", out)
+	}
+}
