@@ -22,6 +22,7 @@ var benchFilters = []struct{ name, filter string }{
 	{"bare-word", "mra"},
 	{"tags-and-state", "tags:prod !power_state:Halted CPUs:number:>2"},
 	{"glob", "name_label:web*01"},
+	{"regexp-prefix", "name_label:/^VM-001/i"},
 	{"regexp", "name_label:/^vm-0*1[0-9]+-db$/i"},
 	{"number-or-string", "CPUs:max:4"},
 	{"truthy-comparison", "auto_poweron? memory:size:>4e9 snapshots:length:>=2"},

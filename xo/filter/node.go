@@ -295,10 +295,12 @@ func (n *Glob) format(b *strings.Builder, _ bool) { b.WriteString(n.value) }
 // expression finds a match in (translated to Go's RE2 syntax), and arrays or
 // objects holding such a string.
 type RegExp struct {
-	pattern string
-	flags   string
-	source  string
-	re      *regexp.Regexp
+	pattern   string
+	flags     string
+	source    string
+	re        *regexp.Regexp
+	literal   literalRegExp // used instead of re when isLiteral
+	isLiteral bool
 }
 
 // NewRegExp compiles a JavaScript regular expression. flags may be "" or "i".
@@ -310,7 +312,9 @@ func NewRegExp(pattern, flags string) (*RegExp, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RegExp{pattern: pattern, flags: flags, source: regExpSource(pattern), re: re}, nil
+	n := &RegExp{pattern: pattern, flags: flags, source: regExpSource(pattern), re: re}
+	n.literal, n.isLiteral = parseLiteralRegExp(pattern, flags)
+	return n, nil
 }
 
 // Source returns the pattern as JavaScript's RegExp.prototype.source shows it.
@@ -325,6 +329,9 @@ func (n *RegExp) Regexp() *regexp.Regexp { return n.re }
 // Match reports whether v matches the expression (see RegExp).
 func (n *RegExp) Match(v any) bool {
 	if s, ok := v.(string); ok {
+		if n.isLiteral {
+			return n.literal.match(s)
+		}
 		return n.re.MatchString(jsUnits(s))
 	}
 	return some(n, v)

@@ -69,3 +69,37 @@ func TestJSUnits(t *testing.T) {
 		t.Errorf("jsUnits(a😀) = %U", got)
 	}
 }
+
+// TestLiteralRegExp checks the fast path for plain-text expressions against
+// the translated RE2 expression.
+func TestLiteralRegExp(t *testing.T) {
+	patterns := []string{"", "^", "$", "^$", "mra", "^MRA", "xoa$", "^MRA XOA$", `^foo\/bar\.`, `a\$`, `a\\$`,
+		"é", "^É", "ß$", "k", "^ſ", "😀", "^😀$", "σ", "a\nb"}
+	subjects := []string{"", "MRA XOA", "mra xoa", "foo/bar.baz", "FOO/BAR.", "a$", `a\`, "été", "ÉTÉ", "straße",
+		"STRASSE", "\u212a", "k", "s", "S", "ſ", "😀", "x😀", "ΟΔΟΣ", "a\nb", "A\nB"}
+	for _, flags := range []string{"", "i"} {
+		for _, p := range patterns {
+			lit, ok := parseLiteralRegExp(p, flags)
+			if !ok {
+				if p != `a\\$` {
+					t.Errorf("/%s/%s not recognised as a literal", p, flags)
+				}
+				continue
+			}
+			re, err := translateRegExp(p, flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range subjects {
+				if got, want := lit.match(s), re.MatchString(jsUnits(s)); got != want {
+					t.Errorf("/%s/%s on %q: literal %v, regexp %v", p, flags, s, got, want)
+				}
+			}
+		}
+	}
+	for _, p := range []string{`\d`, "a.b", "a*", "(a)", "[a]", "a|b", "a{2}", `\x41`, `\b`, "a^"} {
+		if _, ok := parseLiteralRegExp(p, ""); ok {
+			t.Errorf("/%s/ taken for a literal", p)
+		}
+	}
+}
