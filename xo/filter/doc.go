@@ -30,7 +30,8 @@
 // # Matching
 //
 // Node.Match takes a decoded JSON value: map[string]any, []any, string,
-// float64 (or any Go integer or float type, or json.Number), bool and nil.
+// float64 (or any Go integer or float type, or json.Number), bool and nil;
+// a time.Time compares like a JavaScript Date (its time in milliseconds).
 // []string and map[string]string are accepted as arrays and objects too; any
 // other type behaves like a JavaScript object that is not a plain object
 // (it has no properties, and strings and globs do not look into it).

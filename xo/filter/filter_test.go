@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // compact is the notation of reference/xo-rest-api.md §A.4.3.
@@ -219,6 +220,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestNewComparison(t *testing.T) {
+	ts := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	if _, err := NewComparison(">", math.NaN()); !errors.Is(err, ErrNotANumber) || err.Error() != "value must be a number" {
 		t.Errorf("NaN: %v", err)
 	}
@@ -241,6 +243,8 @@ func TestNewComparison(t *testing.T) {
 		{"int", ">", 42, 43, true},
 		{"int64", ">", 1e12, int64(1e12 + 1), true},
 		{"json.Number", "<", 1, json.Number("0.5"), true},
+		{"date after", ">", float64(ts.UnixMilli()), ts.Add(time.Millisecond), true},
+		{"date equal", ">", float64(ts.UnixMilli()), ts, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -104,6 +105,8 @@ func toNumber(v any) float64 {
 			return jsStringToNumber(x[0])
 		}
 		return math.NaN()
+	case time.Time: // a JavaScript Date: its valueOf, in milliseconds
+		return float64(x.UnixMilli())
 	}
 	if f, ok := toFloat(v); ok {
 		return f
