@@ -181,14 +181,18 @@ var tokenResponseSchema = map[string]any{
 	}},
 }
 
-// createToken answers POST /rest/v0/users/authentication_tokens: it mints a
-// token for the Basic-authenticated user. A token for the same user and
+// createToken answers POST /rest/v0/users/authentication_tokens and
+// /rest/v0/users/{id}/authentication_tokens (id "me" or the caller's own
+// name, as in XO 6): it mints a token for the Basic-authenticated user. A token for the same user and
 // client id replaces the earlier ones (XO extends the earlier token instead;
 // a hash-only store cannot give its secret back).
 func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 	p, _ := PrincipalFrom(r.Context())
 	if p.Method != MethodBasic {
 		return Unauthorized("invalid authentification. please use basic authentication", nil)
+	}
+	if id := r.PathValue("id"); id != "" && id != "me" && id != p.User {
+		return Forbidden("forbidden operation: create authentication token", nil)
 	}
 	var req tokenRequest
 	if err := decodeJSONBody(w, r, s.cfg.MaxBodyBytes, &req); err != nil {

@@ -151,6 +151,27 @@ func TestCreateToken(t *testing.T) {
 	}
 }
 
+func TestCreateTokenUserPath(t *testing.T) {
+	tests := []struct {
+		name   string
+		user   string
+		status int
+	}{
+		{"me", "me", 201},
+		{"own name", adminUser, 201},
+		{"someone else", "alice", 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rec := f.do(t, "POST", BasePath+"/users/"+tt.user+"/authentication_tokens", strings.NewReader(`{"description": "x"}`), asAdmin())
+			if rec.Code != tt.status {
+				t.Errorf("%d %s, want %d", rec.Code, rec.Body, tt.status)
+			}
+		})
+	}
+}
+
 func TestCreateTokenNeedsBasic(t *testing.T) {
 	f := newFixture(t)
 	secret := f.mint(t, "root", time.Hour)

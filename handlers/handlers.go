@@ -120,6 +120,12 @@ func (s *server) routeTable() []route {
 			resp:    respDoc{status: http.StatusCreated, description: "The new token; its id is the secret, shown only once", schema: tokenResponseSchema},
 		},
 		{
+			method: "POST", pattern: BasePath + "/users/{id}/authentication_tokens", handler: s.createToken, tag: "users",
+			summary: "Create an authentication token for yourself (id: me or your user name; HTTP Basic authentication)",
+			body:    bodyDoc{schema: tokenRequestSchema},
+			resp:    respDoc{status: http.StatusCreated, description: "The new token; its id is the secret, shown only once", schema: tokenResponseSchema},
+		},
+		{
 			method: "GET", pattern: BasePath + "/docs", handler: s.docsPage, tag: "docs",
 			summary: "Browsable API documentation",
 			resp:    respDoc{description: "An HTML page", types: []string{"text/html"}},

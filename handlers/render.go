@@ -330,7 +330,8 @@ type Event struct {
 // the removed object may not be known any more). A newline is sent every
 // keepAlive when nothing else was, and the output is flushed after every
 // line. It returns nil when events is closed, and the context's error when
-// the client leaves.
+// the client leaves. It blocks while the client reads slowly, so the
+// producer of events must buffer, or drop the watcher, rather than wait.
 func WriteWatch(w http.ResponseWriter, r *http.Request, q Query, events <-chan Event, href func(map[string]any) string, keepAlive time.Duration) error {
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, 4096)}
 	m := mapper{fields: q.Fields, href: href}
