@@ -1146,7 +1146,8 @@ func snapshotHasCopy(tx *Tx, snap Record, vdi string) bool {
 }
 
 // vmDestroy implements VM.destroy: the VM, its VBDs, VIFs, vTPMs, metrics,
-// guest metrics and consoles go; its VDIs and snapshots stay.
+// guest metrics and consoles go; its VDIs and snapshots stay, and its
+// children are rebased onto its parent.
 func vmDestroy(c *Call) (any, error) {
 	return vmOperation(c, "destroy", func(tx *Tx, vm string) (any, error) {
 		destroyVMRecord(tx, vm)
@@ -1159,6 +1160,10 @@ func destroyVMRecord(tx *Tx, vm string) {
 	rec, ok := tx.GetClass("VM", vm)
 	if !ok {
 		return
+	}
+	// Children are rebased onto the destroyed VM's parent (xapi_vm.ml).
+	for _, child := range slices.Clone(strSet(rec, "children")) {
+		setRef(tx, child, "parent", str(rec, "parent"))
 	}
 	vdis := []string{}
 	for _, vbd := range slices.Clone(strSet(rec, "VBDs")) {

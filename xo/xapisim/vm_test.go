@@ -678,3 +678,45 @@ func TestVMLocalStorage(t *testing.T) {
 		t.Fatalf("evacuating local-storage VMs: %v", f)
 	}
 }
+
+func TestVMDestroySnapshotRebases(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	vm := byName(t, s, "VM", haltedVM)
+	first := str(get(t, s, vm), "parent") // "vm1 snapshot 0"
+	second := mustCall(t, s, session, "VM.snapshot", vm, "second").(string)
+	if str(get(t, s, second), "parent") != first || str(get(t, s, vm), "parent") != second {
+		t.Fatal("snapshot chain not built")
+	}
+	mustCall(t, s, session, "VM.destroy", second)
+	if p := str(get(t, s, vm), "parent"); p != first {
+		t.Fatalf("parent %s after destroying the latest snapshot, want %s", p, first)
+	}
+	if !slices.Contains(strSet(get(t, s, first), "children"), vm) {
+		t.Fatal("the older snapshot's children lack the VM")
+	}
+	if slices.Contains(strSet(get(t, s, vm), "snapshots"), second) {
+		t.Fatal("VM.snapshots still holds the destroyed snapshot")
+	}
+}
+
+func TestVMFeatureChecks(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	vm := byName(t, s, "VM", runningVM)
+	_ = s.DB.Write(func(tx *Tx) error {
+		rec, _ := tx.GetClass("VM", vm)
+		tx.Modify(str(rec, "guest_metrics"))["other"] = map[string]string{}
+		updateVMAllowedOperations(tx, vm)
+		return nil
+	})
+	ops := strSet(get(t, s, vm), "allowed_operations")
+	for _, op := range []string{"clean_shutdown", "clean_reboot", "suspend"} {
+		if slices.Contains(ops, op) {
+			t.Errorf("%s allowed without the guest feature: %v", op, ops)
+		}
+	}
+	if !slices.Contains(ops, "hard_shutdown") {
+		t.Errorf("hard_shutdown not allowed: %v", ops)
+	}
+	// Calls are checked leniently, as XAPI does (strict only for allowed_operations).
+	mustCall(t, s, session, "VM.clean_shutdown", vm)
+}
