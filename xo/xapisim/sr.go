@@ -228,6 +228,16 @@ func updateSRUsage(tx *Tx, sr string) {
 	setField(tx, sr, "physical_utilisation", phys)
 }
 
+// srPlugged reports whether some host has the SR plugged.
+func srPlugged(tx *Tx, rec Record) bool {
+	for _, pbd := range strSet(rec, "PBDs") {
+		if pr, ok := tx.GetClass("PBD", pbd); ok && pr["currently_attached"].(bool) {
+			return true
+		}
+	}
+	return false
+}
+
 // updateSRAllowedOperations recomputes SR.allowed_operations from the SM
 // capabilities of its type.
 func updateSRAllowedOperations(tx *Tx, sr string) {
@@ -244,6 +254,10 @@ func updateSRAllowedOperations(tx *Tx, sr string) {
 	}
 	if len(strSet(rec, "VDIs")) == 0 {
 		ops = append(ops, "destroy")
+	}
+	if !srPlugged(tx, rec) {
+		// An SR no host sees only accepts plug, forget and PBD changes.
+		ops = []string{"forget", "plug", "pbd_create", "pbd_destroy", "destroy"}
 	}
 	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
 		tx.Modify(sr)["allowed_operations"] = ops

@@ -226,6 +226,9 @@ func vdiCreate(c *Call) (any, error) {
 		if !ok {
 			return NewFault("HANDLE_INVALID", "SR", sr)
 		}
+		if !srPlugged(tx, srRec) {
+			return NewFault("SR_NO_PBDS", sr)
+		}
 		if !slices.Contains(strSet(srRec, "allowed_operations"), "vdi_create") {
 			return NewFault("OPERATION_NOT_ALLOWED", "SR does not support vdi_create")
 		}

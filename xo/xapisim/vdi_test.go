@@ -250,6 +250,12 @@ func TestSRForgetAndPBDs(t *testing.T) {
 			t.Fatalf("unplug: %v", f)
 		}
 	}
+	if _, f := call(t, s, session, "VDI.create", newVDIRecord(sr, int64(1<<30))); f == nil || f.Code != "SR_NO_PBDS" {
+		t.Fatalf("VDI.create on an unplugged SR: %v", f)
+	}
+	if ops := strSet(get(t, s, sr), "allowed_operations"); slices.Contains(ops, "vdi_create") || !slices.Contains(ops, "plug") {
+		t.Fatalf("allowed_operations of an unplugged SR: %v", ops)
+	}
 	vdis := strSet(get(t, s, sr), "VDIs")
 	mustCall(t, s, session, "SR.forget", sr)
 	for _, ref := range append(append([]string{sr}, pbds...), vdis...) {

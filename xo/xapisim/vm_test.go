@@ -720,3 +720,36 @@ func TestVMFeatureChecks(t *testing.T) {
 	// Calls are checked leniently, as XAPI does (strict only for allowed_operations).
 	mustCall(t, s, session, "VM.clean_shutdown", vm)
 }
+
+func TestVMOperationCancelled(t *testing.T) {
+	m := Default()
+	m.OpDelay = 5 * time.Second
+	s, session := newTestSim(t, m)
+	vm := byName(t, s, "VM", haltedVM)
+	res, err := s.Call(context.Background(), "Async.VM.start", session, vm, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := res.(string)
+	waitFor(t, "current_operations", func() bool { return strMap(get(t, s, vm), "current_operations")[task] == "start" })
+	mustCall(t, s, session, "task.cancel", task)
+	var status string
+	waitFor(t, "the cancelled task", func() bool {
+		s.DB.Read(func(tx *Tx) {
+			if rec, ok := tx.GetClass("task", task); ok {
+				status = str(rec, "status")
+			}
+		})
+		return status != "pending"
+	})
+	if status != "cancelled" {
+		t.Fatalf("task status %s, want cancelled", status)
+	}
+	rec := get(t, s, vm)
+	if str(rec, "power_state") != "Halted" || len(strMap(rec, "current_operations")) != 0 {
+		t.Fatalf("after cancel: %s, current_operations %v", str(rec, "power_state"), strMap(rec, "current_operations"))
+	}
+	if !slices.Contains(strSet(rec, "allowed_operations"), "start") {
+		t.Fatalf("start not allowed again: %v", strSet(rec, "allowed_operations"))
+	}
+}
