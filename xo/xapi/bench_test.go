@@ -123,12 +123,15 @@ func BenchmarkDecodeVM10k(b *testing.B) {
 			}
 		}
 	})
+	// kolo cannot decode XAPI's untyped values into an interface, nor
+	// empty ones at all (see KoloView): give it <string> values instead.
+	koloBody := xapi.KoloView(body)
 	b.Run("kolo-any", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
+		b.SetBytes(int64(len(koloBody)))
 		b.ReportAllocs()
 		for b.Loop() {
 			var v any
-			if err := xmlrpc.Response(body).Unmarshal(&v); err != nil {
+			if err := xmlrpc.Response(koloBody).Unmarshal(&v); err != nil {
 				b.Fatal(err)
 			}
 		}
