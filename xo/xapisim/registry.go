@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Record holds one XAPI object's public fields, keyed by their wire names.
@@ -43,9 +44,9 @@ type tombstone struct {
 // records which objects changed, so event.from can report coalesced
 // add/mod/del events since any token.
 type Registry struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex // Read holds it shared, Write exclusively
 	seed    string
-	nextID  int64
+	nextID  atomic.Int64 // UUID counter; atomic so read transactions may draw UUIDs
 	gen     int64
 	objects map[string]*object            // by ref
 	byClass map[string]map[string]*object // class -> ref -> object
@@ -80,10 +81,11 @@ type Tx struct {
 	gen     int64
 }
 
-// Read runs fn with the registry locked for reading.
+// Read runs fn with the registry locked for reading; reads run
+// concurrently with each other.
 func (r *Registry) Read(fn func(tx *Tx)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	fn(&Tx{r: r})
 }
 
@@ -107,32 +109,28 @@ func (r *Registry) Write(fn func(tx *Tx) error) error {
 // Generation returns the current generation and a channel that is closed at
 // the next committed change.
 func (r *Registry) Generation() (int64, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.gen, r.changed
 }
 
 // NewUUID returns the next deterministic UUID (a name-based UUID of the
 // registry seed and a counter). It needs no transaction.
-func (r *Registry) NewUUID() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.newUUIDLocked()
-}
+func (r *Registry) NewUUID() string { return r.newUUID() }
 
-func (r *Registry) newUUIDLocked() string {
-	r.nextID++
-	h := sha1.Sum([]byte(fmt.Sprintf("%s/%d", r.seed, r.nextID)))
+func (r *Registry) newUUID() string {
+	n := r.nextID.Add(1)
+	h := sha1.Sum([]byte(fmt.Sprintf("%s/%d", r.seed, n)))
 	h[6] = h[6]&0x0f | 0x50 // version 5
 	h[8] = h[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
 // NewRef returns a fresh OpaqueRef.
-func (tx *Tx) NewRef() string { return "OpaqueRef:" + tx.r.newUUIDLocked() }
+func (tx *Tx) NewRef() string { return "OpaqueRef:" + tx.r.newUUID() }
 
 // NewUUID returns a fresh deterministic UUID.
-func (tx *Tx) NewUUID() string { return tx.r.newUUIDLocked() }
+func (tx *Tx) NewUUID() string { return tx.r.newUUID() }
 
 // Create adds an object of class (the XAPI class name, e.g. "VM") and returns
 // its ref. A missing "uuid" field is filled in.
@@ -147,7 +145,7 @@ func (tx *Tx) Create(class string, rec Record) string {
 func (tx *Tx) CreateWithRef(class, ref string, rec Record) {
 	tx.mustWrite()
 	if u, _ := rec["uuid"].(string); u == "" {
-		rec["uuid"] = tx.r.newUUIDLocked()
+		rec["uuid"] = tx.r.newUUID()
 	}
 	o := &object{class: class, ref: ref, rec: rec, created: tx.gen, modified: tx.gen}
 	tx.r.objects[ref] = o
