@@ -25,6 +25,11 @@ func (s *Simulator) registerImplicit() {
 				s.Register(name, m)
 				continue
 			}
+			if ms.Name == "get_all_records" {
+				// get_all_records_where is hidden from the datamodel's
+				// documentation but exists wherever get_all_records does.
+				s.Register(cs.Name+".get_all_records_where", Method{Params: 1, Handler: allRecordsWhere(cs.Name)})
+			}
 			if h := genericHandler(cs, ms); h != nil {
 				m.Handler = h
 				m.Async = ms.Name == "create" || ms.Name == "destroy"
