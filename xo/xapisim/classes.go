@@ -96,8 +96,8 @@ func registerRelational(s *Simulator) {
 	}})
 }
 
-// maps_clone returns a copy of a string map (never nil).
-func maps_clone(m map[string]string) map[string]string {
+// cloneStrMap returns a copy of a string map (never nil).
+func cloneStrMap(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
 	}

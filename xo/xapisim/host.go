@@ -162,12 +162,12 @@ func (p *poolState) createControlDomain(tx *Tx, h, hostName string, i int) {
 		"HVM_shadow_multiplier":  float64(1),
 	})
 	setField(tx, dom0, "other_config", map[string]string{"storage_driver_domain": dom0, "is_system_domain": "true"})
-	newObject(tx, "console", Record{"protocol": "rfb", "location": fmt.Sprintf("https://192.168.0.%d/console?uuid=%s", 10+i, vmUUID(tx, dom0)), "VM": dom0, "other_config": map[string]string{}})
+	newObject(tx, "console", Record{"protocol": "rfb", "location": fmt.Sprintf("https://192.168.0.%d/console?uuid=%s", 10+i, uuidOf(tx, dom0)), "VM": dom0, "other_config": map[string]string{}})
 	tx.Modify(h)["control_domain"] = dom0
 }
 
-// vmUUID returns the uuid of an object.
-func vmUUID(tx *Tx, ref string) string {
+// uuidOf returns the uuid of an object.
+func uuidOf(tx *Tx, ref string) string {
 	_, rec, _ := tx.Get(ref)
 	return str(rec, "uuid")
 }
@@ -288,7 +288,7 @@ func hostPower(op string) Handler {
 				return NewFault("HOST_IN_USE", ref, "vm", vms[0])
 			}
 			now := c.Sim.Now()
-			oc := maps_clone(strMap(rec, "other_config"))
+			oc := cloneStrMap(strMap(rec, "other_config"))
 			metrics := str(rec, "metrics")
 			if op == "shutdown" {
 				setField(tx, metrics, "live", false)
@@ -317,7 +317,7 @@ func hostPowerOn(c *Call) (any, error) {
 			return NewFault("HOST_POWER_ON_MODE_DISABLED")
 		}
 		now := c.Sim.Now()
-		oc := maps_clone(strMap(rec, "other_config"))
+		oc := cloneStrMap(strMap(rec, "other_config"))
 		oc["boot_time"] = epochString(now)
 		oc["agent_start_time"] = epochString(now)
 		setField(tx, ref, "other_config", oc)
@@ -335,7 +335,7 @@ func hostRestartAgent(c *Call) (any, error) {
 		if err != nil {
 			return err
 		}
-		oc := maps_clone(strMap(rec, "other_config"))
+		oc := cloneStrMap(strMap(rec, "other_config"))
 		next := c.Sim.Now().Unix()
 		var prev int64
 		_, _ = fmt.Sscanf(oc["agent_start_time"], "%d", &prev)

@@ -27,19 +27,19 @@ func (p *poolState) createMessages(tx *Tx) {
 		switch i % 3 {
 		case 0:
 			name, cls, prio = "ALARM", "Host", 3
-			obj = vmUUID(tx, p.hosts[i%len(p.hosts)])
+			obj = uuidOf(tx, p.hosts[i%len(p.hosts)])
 			body = "value: 0.950000\nconfig:\n<variable>\n\t<name value=\"cpu_usage\"/>\n\t<alarm_trigger_level value=\"0.9\"/>\n\t<alarm_trigger_period value=\"60\"/>\n\t<alarm_auto_inhibit_period value=\"3600\"/>\n</variable>\n"
 		case 1:
 			name, cls, prio = "VM_STARTED", "VM", 5
 			if len(vms) > 0 {
 				obj = vms[i%len(vms)]
 			} else {
-				cls, obj = "Pool", vmUUID(tx, p.pool)
+				cls, obj = "Pool", uuidOf(tx, p.pool)
 			}
 			body = "VM started"
 		default:
 			name, cls, prio = "SR_BACKEND_FAILURE_NOTICE", "Pool", 4
-			obj = vmUUID(tx, p.pool)
+			obj = uuidOf(tx, p.pool)
 			body = fmt.Sprintf("Simulated notice %d", i)
 		}
 		newObject(tx, "message", Record{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -492,4 +493,21 @@ func TestRelationalCreateDestroy(t *testing.T) {
 		t.Fatalf("created VM: %s metrics %s ops %v", str(rec, "power_state"), str(rec, "metrics"), strSet(rec, "allowed_operations"))
 	}
 	mustCall(t, s, session, "VM.start", vm, false, false)
+}
+
+func TestMethodSignatures(t *testing.T) {
+	s := New(Model{})
+	for _, name := range s.Methods() {
+		class, msg, ok := strings.Cut(name, ".")
+		cs, found := Schema(class)
+		if !ok || !found {
+			continue
+		}
+		m, _ := s.Method(name)
+		for _, ms := range cs.Messages {
+			if ms.Name == msg && (ms.Params != m.Params || ms.Defaults != m.Defaults) {
+				t.Errorf("%s takes %d params (%d optional), the datamodel says %d (%d)", name, m.Params, m.Defaults, ms.Params, ms.Defaults)
+			}
+		}
+	}
 }

@@ -104,7 +104,7 @@ func (p *poolState) createSR(tx *Tx, name, desc, typ, content string, shared boo
 	}
 	for _, h := range hosts {
 		newObject(tx, "PBD", Record{
-			"host": h, "SR": sr, "device_config": maps_clone(deviceConfig), "currently_attached": true,
+			"host": h, "SR": sr, "device_config": cloneStrMap(deviceConfig), "currently_attached": true,
 			"other_config": map[string]string{},
 		})
 	}

@@ -367,8 +367,8 @@ func vmOperation(c *Call, op string, apply func(tx *Tx, vm string) (any, error))
 // registerVM registers the VM messages.
 func registerVM(s *Simulator) {
 	s.Register("VM.create", Method{Handler: vmCreate, Params: 1, Async: true})
-	s.Register("VM.start", Method{Handler: vmStart(false), Params: 3, Defaults: 2, Async: true})
-	s.Register("VM.start_on", Method{Handler: vmStart(true), Params: 4, Defaults: 2, Async: true})
+	s.Register("VM.start", Method{Handler: vmStart(false), Params: 3, Async: true})
+	s.Register("VM.start_on", Method{Handler: vmStart(true), Params: 4, Async: true})
 	s.Register("VM.clean_shutdown", Method{Handler: vmHalt("clean_shutdown"), Params: 1, Async: true})
 	s.Register("VM.hard_shutdown", Method{Handler: vmHalt("hard_shutdown"), Params: 1, Async: true})
 	s.Register("VM.shutdown", Method{Handler: vmHalt("shutdown"), Params: 1, Async: true})
@@ -377,9 +377,9 @@ func registerVM(s *Simulator) {
 	s.Register("VM.pause", Method{Handler: vmPause, Params: 1, Async: true})
 	s.Register("VM.unpause", Method{Handler: vmUnpause, Params: 1, Async: true})
 	s.Register("VM.suspend", Method{Handler: vmSuspend, Params: 1, Async: true})
-	s.Register("VM.resume", Method{Handler: vmResume(false), Params: 3, Defaults: 2, Async: true})
-	s.Register("VM.resume_on", Method{Handler: vmResume(true), Params: 4, Defaults: 2, Async: true})
-	s.Register("VM.pool_migrate", Method{Handler: vmPoolMigrate, Params: 3, Defaults: 1, Async: true})
+	s.Register("VM.resume", Method{Handler: vmResume(false), Params: 3, Async: true})
+	s.Register("VM.resume_on", Method{Handler: vmResume(true), Params: 4, Async: true})
+	s.Register("VM.pool_migrate", Method{Handler: vmPoolMigrate, Params: 3, Async: true})
 	s.Register("VM.snapshot", Method{Handler: vmSnapshot, Params: 3, Defaults: 1, Async: true})
 	s.Register("VM.checkpoint", Method{Handler: vmCheckpoint, Params: 2, Async: true})
 	s.Register("VM.clone", Method{Handler: vmClone, Params: 2, Async: true})
@@ -998,7 +998,6 @@ func snapshotVM(tx *Tx, vm, name, kind string, ignore []string, now time.Time) s
 	rec["metrics"] = newVMMetrics(tx, rec, now)
 	if kind == "checkpoint" && str(src, "power_state") != "Halted" {
 		rec["power_state"] = "Suspended"
-		rec["snapshot_info"].(map[string]string)["disk-snapshot-type"] = "crash_consistent"
 	}
 	snap := newObject(tx, "VM", rec)
 	if kind == "checkpoint" && str(src, "power_state") != "Halted" {
