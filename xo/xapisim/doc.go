@@ -36,6 +36,10 @@
 // (VM.start, VDI.create, ...) is registered on top with Register, which
 // also overrides any implicit message.
 //
+// The generic layer also answers <class>.get_all_records_where(expr) (XAPI's
+// db_filter language, e.g. `field "name__label" = "vm0"`), and removed
+// messages (VMPP.*, ...) with MESSAGE_REMOVED, as XAPI does.
+//
 // Handlers get a *Call and return a value (using the Go types documented
 // on Record) or an error; a *Fault goes to the client as it is, any other
 // error as INTERNAL_ERROR.
@@ -47,7 +51,14 @@
 // or status cancelled after task.cancel. Sync calls of methods marked
 // Async also run in a transient task (Call.Task), as in XAPI. event.from
 // reports coalesced add/mod/del events since a token, blocking until a
-// change or the timeout.
+// change or the timeout; the legacy event.register/event.next pair works too.
+//
+// # Data plane
+//
+// HTTP handlers for /export, /import, ... are added with HandleHTTP. They
+// authenticate with HTTPSession (session_id cookie or query, or HTTP Basic),
+// find their task with RequestTask (task_id, or a new task) and finish it
+// with CompleteTask; HTTPError and Unauthorized write XAPI's error pages.
 //
 // # Tests
 //

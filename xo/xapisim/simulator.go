@@ -233,7 +233,7 @@ func (s *Simulator) dispatch(ctx context.Context, name string, params []any) (an
 	}
 	call := &Call{Ctx: ctx, Sim: s, Method: name, Session: session, Args: args}
 	if async {
-		ref := s.startAsync(call, label)
+		ref := s.startAsync(call, m, label)
 		return ref, nil, false
 	}
 	if m.Async {

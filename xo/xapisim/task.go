@@ -58,8 +58,7 @@ func (s *Simulator) CreateTask(label, description string) string {
 // startAsync runs call in a new task (the Async. form) and returns the
 // task ref at once. The work gets a context of its own, cancelled by
 // task.cancel, not by the client going away.
-func (s *Simulator) startAsync(call *Call, label string) string {
-	m, _ := s.lookup(call.Method)
+func (s *Simulator) startAsync(call *Call, m Method, label string) string {
 	ref := s.newTask(label, "", true)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(call.Ctx))
 	run := &taskRun{cancel: cancel}
