@@ -94,9 +94,10 @@ type OptionError struct {
 	Message string
 }
 
-// Error returns e.g. "nbd: option 7 refused: NBD_REP_ERR_UNSUP: no".
+// Error returns e.g. "option NBD_OPT_GO refused: NBD_REP_ERR_UNSUP: no";
+// the handshake error that wraps it says "nbd: handshake with ADDRESS".
 func (e *OptionError) Error() string {
-	s := fmt.Sprintf("nbd: option %s refused: %s", optName(e.Option), repName(e.Reply))
+	s := fmt.Sprintf("option %s refused: %s", optName(e.Option), repName(e.Reply))
 	if e.Message != "" {
 		s += ": " + e.Message
 	}

@@ -98,7 +98,7 @@ func NewReader(ctx context.Context, opts ReaderOptions) (*Reader, error) {
 	for i, b := range opts.Blocks {
 		if b < 0 || b >= r.nblocks || i > 0 && b <= opts.Blocks[i-1] {
 			r.closeClients()
-			return nil, fmt.Errorf("nbd: block list entry %d (%d) is not increasing within the export's %d blocks", i, b, r.nblocks)
+			return nil, fmt.Errorf("nbd: block list entry %d (%d) is not after the previous one or not within the export's %d blocks", i, b, r.nblocks)
 		}
 	}
 

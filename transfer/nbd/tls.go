@@ -45,7 +45,7 @@ func PinnedTLSConfig(certPEM []byte, serverName string) (*tls.Config, error) {
 	}
 	verify := func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
-			return errors.New("nbd: the server presented no certificate")
+			return errors.New("the server presented no certificate")
 		}
 		leaf := cs.PeerCertificates[0]
 		for _, p := range pins {
@@ -58,7 +58,7 @@ func PinnedTLSConfig(certPEM []byte, serverName string) (*tls.Config, error) {
 			inter.AddCert(c)
 		}
 		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: serverName, Roots: roots, Intermediates: inter}); err != nil {
-			return fmt.Errorf("nbd: the server certificate is not the pinned one: %w", err)
+			return fmt.Errorf("the server certificate is not the pinned one: %w", err)
 		}
 		return nil
 	}
