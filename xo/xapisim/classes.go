@@ -16,6 +16,7 @@ var classRegistrars = []func(*Simulator){
 	registerPool,
 	registerHost,
 	registerVM,
+	registerVMResources,
 	registerVDI,
 	registerVBD,
 	registerVIF,

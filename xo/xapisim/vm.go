@@ -1574,3 +1574,142 @@ func (p *poolState) bootVMAt(tx *Tx, vm, host string, paused bool, at time.Time)
 		tx.Modify(gm)["last_updated"] = at
 	}
 }
+
+// registerVMResources registers the VM CPU and memory setters, which XAPI
+// runs as checked VM operations with its ordering constraints.
+func registerVMResources(s *Simulator) {
+	s.Register("VM.set_VCPUs_max", Method{Handler: vmSetVCPUsMax, Params: 2})
+	s.Register("VM.set_VCPUs_at_startup", Method{Handler: vmSetVCPUsAtStartup, Params: 2})
+	s.Register("VM.set_VCPUs_number_live", Method{Handler: vmSetVCPUsLive, Params: 2, Async: true})
+	s.Register("VM.set_memory_limits", Method{Handler: vmSetMemory("limits"), Params: 5, Async: true})
+	s.Register("VM.set_memory", Method{Handler: vmSetMemory("memory"), Params: 2, Async: true})
+	s.Register("VM.set_memory_dynamic_range", Method{Handler: vmSetMemory("dynamic_range"), Params: 3, Async: true})
+	s.Register("VM.set_memory_dynamic_max", Method{Handler: vmSetMemory("dynamic_max"), Params: 2})
+	s.Register("VM.set_memory_dynamic_min", Method{Handler: vmSetMemory("dynamic_min"), Params: 2})
+	s.Register("VM.set_memory_static_range", Method{Handler: vmSetMemory("static_range"), Params: 3, Async: true})
+	s.Register("VM.set_memory_static_max", Method{Handler: vmSetMemory("static_max"), Params: 2})
+	s.Register("VM.set_memory_static_min", Method{Handler: vmSetMemory("static_min"), Params: 2})
+}
+
+// vcpuRangeError is the INVALID_VALUE XAPI raises for VCPU counts.
+func vcpuRangeError(v int64) *Fault {
+	return NewFault("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max", itoa64(v))
+}
+
+// vmSetVCPUsMax implements VM.set_VCPUs_max (operation changing_VCPUs:
+// halted VMs only).
+func vmSetVCPUsMax(c *Call) (any, error) {
+	v, err := c.Int(1)
+	if err != nil {
+		return nil, err
+	}
+	return vmOperation(c, "changing_VCPUs", func(tx *Tx, vm string) (any, error) {
+		rec, _ := tx.GetClass("VM", vm)
+		if v < 1 || v < rec["VCPUs_at_startup"].(int64) {
+			return nil, vcpuRangeError(v)
+		}
+		setField(tx, vm, "VCPUs_max", v)
+		return nil, nil
+	})
+}
+
+// vmSetVCPUsAtStartup implements VM.set_VCPUs_at_startup: 0 < v <=
+// VCPUs_max, any power state, not on a control domain.
+func vmSetVCPUsAtStartup(c *Call) (any, error) {
+	v, err := c.Int(1)
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.Sim.DB.Write(func(tx *Tx) error {
+		vm, rec, err := refArg(tx, c, 0, "VM")
+		if err != nil {
+			return err
+		}
+		if rec["is_control_domain"].(bool) {
+			return NewFault("OPERATION_NOT_ALLOWED", "set_VCPUs_at_startup is not allowed on dom0")
+		}
+		if v < 1 || v > rec["VCPUs_max"].(int64) {
+			return vcpuRangeError(v)
+		}
+		setField(tx, vm, "VCPUs_at_startup", v)
+		return nil
+	})
+}
+
+// vmSetVCPUsLive implements VM.set_VCPUs_number_live (operation
+// changing_VCPUs_live: running guests with VCPU hotplug).
+func vmSetVCPUsLive(c *Call) (any, error) {
+	v, err := c.Int(1)
+	if err != nil {
+		return nil, err
+	}
+	return vmOperation(c, "changing_VCPUs_live", func(tx *Tx, vm string) (any, error) {
+		rec, _ := tx.GetClass("VM", vm)
+		if v < 1 || v > rec["VCPUs_max"].(int64) {
+			return nil, vcpuRangeError(v)
+		}
+		setField(tx, vm, "VCPUs_at_startup", v)
+		if m := str(rec, "metrics"); isRef(m) {
+			setField(tx, m, "VCPUs_number", v)
+		}
+		return nil, nil
+	})
+}
+
+// vmSetMemory implements the memory setters. Each runs as the XAPI
+// operation guarding it (changing_memory_limits and changing_static_range
+// need a halted VM, changing_dynamic_range a halted or running one) and
+// requires static_min <= dynamic_min <= dynamic_max <= static_max
+// (MEMORY_CONSTRAINT_VIOLATION_ORDER).
+func vmSetMemory(kind string) Handler {
+	return func(c *Call) (any, error) {
+		var args []int64
+		for i := 1; i < len(c.Args); i++ {
+			v, err := c.Int(i)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, v)
+		}
+		op := map[string]string{
+			"limits": "changing_memory_limits", "memory": "changing_memory_limits",
+			"dynamic_range": "changing_dynamic_range", "dynamic_max": "changing_dynamic_range", "dynamic_min": "changing_dynamic_range",
+			"static_range": "changing_static_range", "static_max": "changing_static_range", "static_min": "changing_static_range",
+		}[kind]
+		return vmOperation(c, op, func(tx *Tx, vm string) (any, error) {
+			rec, _ := tx.GetClass("VM", vm)
+			smin, dmin := rec["memory_static_min"].(int64), rec["memory_dynamic_min"].(int64)
+			dmax, smax := rec["memory_dynamic_max"].(int64), rec["memory_static_max"].(int64)
+			switch kind {
+			case "limits":
+				smin, smax, dmin, dmax = args[0], args[1], args[2], args[3]
+			case "memory":
+				smax, dmin, dmax = args[0], args[0], args[0]
+			case "dynamic_range":
+				dmin, dmax = args[0], args[1]
+			case "dynamic_max":
+				dmax = args[0]
+			case "dynamic_min":
+				dmin = args[0]
+			case "static_range":
+				smin, smax = args[0], args[1]
+			case "static_max":
+				smax = args[0]
+			case "static_min":
+				smin = args[0]
+			}
+			if !(0 <= smin && smin <= dmin && dmin <= dmax && dmax <= smax) {
+				return nil, NewFault("MEMORY_CONSTRAINT_VIOLATION_ORDER")
+			}
+			setField(tx, vm, "memory_static_min", smin)
+			setField(tx, vm, "memory_static_max", smax)
+			setField(tx, vm, "memory_dynamic_min", dmin)
+			setField(tx, vm, "memory_dynamic_max", dmax)
+			setField(tx, vm, "memory_target", dmin)
+			if m := str(rec, "metrics"); isRef(m) && str(rec, "power_state") == "Running" {
+				setField(tx, m, "memory_actual", dmax)
+			}
+			return nil, nil
+		})
+	}
+}

@@ -753,3 +753,63 @@ func TestVMOperationCancelled(t *testing.T) {
 		t.Fatalf("start not allowed again: %v", strSet(rec, "allowed_operations"))
 	}
 }
+
+func TestVMResources(t *testing.T) {
+	const gib = int64(1 << 30)
+	tests := []struct {
+		name   string
+		vm     string
+		method string
+		args   []any
+		want   []string // fault description ("<vm>" for the ref), nil for success
+		field  string
+		value  int64
+	}{
+		{"VCPUs_max halted", haltedVM, "VM.set_VCPUs_max", []any{int64(4)}, nil, "VCPUs_max", 4},
+		{"VCPUs_max running", runningVM, "VM.set_VCPUs_max", []any{int64(4)},
+			[]string{"VM_BAD_POWER_STATE", "<vm>", "halted", "running"}, "", 0},
+		{"VCPUs_max below startup", haltedVM, "VM.set_VCPUs_max", []any{int64(1)},
+			[]string{"INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max", "1"}, "", 0},
+		{"VCPUs_at_startup", haltedVM, "VM.set_VCPUs_at_startup", []any{"1"}, nil, "VCPUs_at_startup", 1},
+		{"VCPUs_at_startup above max", haltedVM, "VM.set_VCPUs_at_startup", []any{int64(3)},
+			[]string{"INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max", "3"}, "", 0},
+		{"VCPUs live", runningVM, "VM.set_VCPUs_number_live", []any{int64(1)}, nil, "VCPUs_at_startup", 1},
+		{"VCPUs live halted", haltedVM, "VM.set_VCPUs_number_live", []any{int64(1)},
+			[]string{"VM_BAD_POWER_STATE", "<vm>", "running", "halted"}, "", 0},
+		{"memory limits", haltedVM, "VM.set_memory_limits", []any{gib, 4 * gib, gib, 3 * gib}, nil, "memory_static_max", 4 * gib},
+		{"memory limits out of order", haltedVM, "VM.set_memory_limits", []any{gib, 2 * gib, 3 * gib, 3 * gib},
+			[]string{"MEMORY_CONSTRAINT_VIOLATION_ORDER"}, "", 0},
+		{"memory limits running", runningVM, "VM.set_memory_limits", []any{gib, 4 * gib, gib, 3 * gib},
+			[]string{"VM_BAD_POWER_STATE", "<vm>", "halted", "running"}, "", 0},
+		{"set_memory", haltedVM, "VM.set_memory", []any{3 * gib}, nil, "memory_dynamic_min", 3 * gib},
+		{"dynamic range running", runningVM, "VM.set_memory_dynamic_range", []any{gib, 2 * gib}, nil, "memory_dynamic_min", gib},
+		{"dynamic max above static", runningVM, "VM.set_memory_dynamic_max", []any{8 * gib},
+			[]string{"MEMORY_CONSTRAINT_VIOLATION_ORDER"}, "", 0},
+		{"dynamic range suspended", suspendedVM, "VM.set_memory_dynamic_range", []any{gib, 2 * gib},
+			[]string{"VM_BAD_POWER_STATE", "<vm>", "halted, running", "suspended"}, "", 0},
+		{"static max", haltedVM, "VM.set_memory_static_max", []any{8 * gib}, nil, "memory_static_max", 8 * gib},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, session := newTestSim(t, Default())
+			vm := byName(t, s, "VM", tc.vm)
+			_, f := call(t, s, session, tc.method, append([]any{vm}, tc.args...)...)
+			if tc.want != nil {
+				want := slices.Clone(tc.want)
+				for i := range want {
+					want[i] = strings.ReplaceAll(want[i], "<vm>", vm)
+				}
+				if f == nil || !slices.Equal(f.Description(), want) {
+					t.Fatalf("got %v, want %v", f, want)
+				}
+				return
+			}
+			if f != nil {
+				t.Fatal(f)
+			}
+			if got := get(t, s, vm)[tc.field]; got != tc.value {
+				t.Fatalf("%s = %v, want %d", tc.field, got, tc.value)
+			}
+		})
+	}
+}
