@@ -81,4 +81,13 @@
 //
 // Nesting is limited to MaxDepth levels (ErrTooDeep) where JavaScript
 // would overflow its stack.
+//
+// # Performance
+//
+// All the work that does not depend on the value is done by Parse: needles
+// are lowered, globs split, regular expressions translated and compiled
+// (plain-text ones such as /^MRA/i are matched without the regexp engine).
+// Match does not allocate for ASCII strings; strings with other characters
+// are lowered or canonicalised into a temporary copy. A Node is immutable
+// and safe for concurrent use.
 package filter
