@@ -439,3 +439,18 @@ func TestStringToNumber(t *testing.T) {
 		})
 	}
 }
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	vm := decodeJSON(t, sampleVM)
+	for _, f := range []string{"xoa", "power_state:running", "mra*xoa", "name_label:/^mra/i", "tags:/^pr.d$/",
+		"snapshots:length:>2", "CPUs:number:2", "auto_poweron? startTime:>-1", `|(!tags:"xo:no-bak" nonexistent:1)`} {
+		n, err := Parse(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Match(vm) // warm the regexp machine pool
+		if allocs := testing.AllocsPerRun(100, func() { n.Match(vm) }); allocs != 0 {
+			t.Errorf("%q: %v allocations per Match", f, allocs)
+		}
+	}
+}
