@@ -61,7 +61,7 @@ func (p *poolState) createHost(tx *Tx, i int) string {
 			"xs:main":                    "Base Pack, version 8.3.0, build cloud",
 		},
 		"capabilities": []string{
-			"xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64", "",
+			"xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64",
 		},
 		"cpu_configuration":     map[string]string{},
 		"sched_policy":          "credit",

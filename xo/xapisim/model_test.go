@@ -511,3 +511,29 @@ func TestMethodSignatures(t *testing.T) {
 		}
 	}
 }
+
+// ExampleDefault lists the guests of the default inventory and their power
+// states.
+func ExampleDefault() {
+	s := New(Default())
+	var lines []string
+	s.DB.Read(func(tx *Tx) {
+		for _, ref := range tx.All("VM") {
+			rec, _ := tx.GetClass("VM", ref)
+			if !rec["is_a_template"].(bool) && !rec["is_control_domain"].(bool) {
+				lines = append(lines, fmt.Sprintf("%s %s", str(rec, "name_label"), str(rec, "power_state")))
+			}
+		}
+	})
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	// Output:
+	// vm0 Running
+	// vm1 Halted
+	// vm2 Running
+	// vm3 Suspended
+	// vm4 Paused
+	// vm5 Halted
+}

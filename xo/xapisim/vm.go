@@ -624,6 +624,7 @@ func newGuestMetrics(tx *Tx, vm string, rec Record, now time.Time) string {
 	if ip != "" {
 		networks["0/ip"] = ip
 		networks["0/ipv4/0"] = ip
+		networks["0/ipv6/0"] = "fe80::" + strings.ReplaceAll(ip[len("10.0."):], ".", ":")
 	}
 	return newObject(tx, "VM_guest_metrics", Record{
 		"os_version": map[string]string{
