@@ -1,7 +1,6 @@
 package xo
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +80,7 @@ type Pool struct {
 	deps      map[depKey]map[xapi.Ref]struct{}
 	depFields map[xapi.Ref]map[string]int // target → read field → edges
 	fwd       map[xapi.Ref][]depKey       // dependent → what it read
+	unindexed []built                     // loaded, not yet in deps/fwd
 
 	smu      sync.Mutex // guards the subscribers and the watch loop
 	subs     map[*Subscription]struct{}
@@ -230,6 +230,16 @@ func (p *Pool) catchUp(ctx context.Context) error {
 	}
 }
 
+// invalidate makes the next catch-up a full load, unless the cache has
+// moved past token meanwhile.
+func (p *Pool) invalidate(token string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.token == token {
+		p.loaded = false
+	}
+}
+
 // eventClasses returns the event.from subscription for classes.
 func eventClasses(classes []string) []string {
 	out := make([]string, len(classes))
@@ -245,11 +255,11 @@ func eventClasses(classes []string) []string {
 // next catch-up. Classes the host does not know are dropped. The new
 // state replaces the old at once and subscribers get a reset.
 func (p *Pool) load(ctx context.Context) error {
-	session := p.client.Session()
 	var poolRefs []xapi.Ref
 	if err := p.client.CallInto(ctx, &poolRefs, "pool.get_all"); err != nil {
 		return fmt.Errorf("pool %s: load: %w", p.client.URL(), err)
 	}
+	session := p.client.Session() // logged in by now
 	if len(poolRefs) != 1 {
 		return fmt.Errorf("pool %s: load: pool.get_all returned %d pools", p.client.URL(), len(poolRefs))
 	}
@@ -311,8 +321,8 @@ func (p *Pool) load(ctx context.Context) error {
 	p.deps = make(map[depKey]map[xapi.Ref]struct{})
 	p.depFields = make(map[xapi.Ref]map[string]int)
 	p.fwd = make(map[xapi.Ref][]depKey, len(built))
+	p.unindexed = built // indexed by the first batch that changes something
 	for _, b := range built {
-		p.setDeps(b.ref, b.deps)
 		if b.obj != nil {
 			p.put(&entry{id: str(b.obj["id"]), kind: kindOf(st.recs[b.ref].class, b.obj), ref: b.ref, obj: b.obj})
 		}
@@ -341,11 +351,13 @@ func buildAll(st *store) []built {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			c := tctx{s: st, memo: &memo{}, deps: make([]depKey, 0, 64)}
 			for i := w; i < len(todo); i += workers {
 				r := todo[i]
 				rec := st.recs[r]
-				c := tctx{s: st, self: r}
-				out[i] = built{ref: r, obj: c.transform(rec.class, rec.fields), deps: c.deps}
+				c.self = r
+				obj := c.transform(rec.class, rec.fields)
+				out[i] = built{ref: r, obj: obj, deps: c.finish()}
 			}
 		})
 	}
@@ -407,6 +419,16 @@ func (p *Pool) drop(e *entry) {
 	delete(p.sorted, e.kind)
 }
 
+// index adds the dependencies of the last load to the reverse index
+// (p.mu held). Deferred until a batch needs it, so that a cold process
+// answering one request never pays for it.
+func (p *Pool) index() {
+	for _, b := range p.unindexed {
+		p.setDeps(b.ref, b.deps)
+	}
+	p.unindexed = nil
+}
+
 // setDeps replaces what dependent is recorded to have read (p.mu held).
 func (p *Pool) setDeps(dependent xapi.Ref, keys []depKey) {
 	for _, k := range p.fwd[dependent] {
@@ -430,10 +452,6 @@ func (p *Pool) setDeps(dependent xapi.Ref, keys []depKey) {
 		delete(p.fwd, dependent)
 		return
 	}
-	slices.SortFunc(keys, func(a, b depKey) int {
-		return cmp.Or(cmp.Compare(a.ref, b.ref), cmp.Compare(a.field, b.field))
-	})
-	keys = slices.Compact(keys)
 	for _, k := range keys {
 		set := p.deps[k]
 		if set == nil {
@@ -450,7 +468,7 @@ func (p *Pool) setDeps(dependent xapi.Ref, keys []depKey) {
 		}
 		set[dependent] = struct{}{}
 	}
-	p.fwd[dependent] = slices.Clip(keys)
+	p.fwd[dependent] = keys
 }
 
 // dependents adds to dirty every record that read key (p.mu held).
@@ -473,6 +491,9 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 		return false
 	}
 	p.token = b.Token
+	if len(b.Events) > 0 {
+		p.index()
+	}
 	dirty := make(map[xapi.Ref]struct{})
 	for _, ev := range b.Events {
 		class := p.canon[strings.ToLower(ev.Class)]
@@ -515,8 +536,9 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 		dirty[ev.Ref] = struct{}{}
 	}
 	var changes []Change
+	m := &memo{}
 	for r := range dirty {
-		changes = p.recompute(r, changes)
+		changes = p.recompute(r, m, changes)
 	}
 	p.publish(changes)
 	return true
@@ -533,14 +555,14 @@ func sameValue(a, b any) bool {
 
 // recompute rebuilds the object of record r and appends the resulting
 // changes (p.mu held).
-func (p *Pool) recompute(r xapi.Ref, changes []Change) []Change {
+func (p *Pool) recompute(r xapi.Ref, m *memo, changes []Change) []Change {
 	old := p.byRef[r]
 	var obj Object
 	rec := p.st.recs[r]
 	if rec != nil && transformOf(rec.class) != nil {
-		c := tctx{s: &p.st, self: r}
+		c := tctx{s: &p.st, self: r, memo: m}
 		obj = c.transform(rec.class, rec.fields)
-		p.setDeps(r, c.deps)
+		p.setDeps(r, c.finish())
 	} else {
 		p.setDeps(r, nil)
 	}

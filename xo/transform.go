@@ -1,6 +1,8 @@
 package xo
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 
 	"github.com/xorest/xorest/xo/xapi"
@@ -40,6 +42,42 @@ type tctx struct {
 	s    *store
 	self xapi.Ref
 	deps []depKey
+	memo *memo // may be nil
+}
+
+// finish returns the dependencies collected, sorted and without
+// duplicates, in a slice of their own; it resets c.deps for reuse.
+func (c *tctx) finish() []depKey {
+	slices.SortFunc(c.deps, func(a, b depKey) int {
+		return cmp.Or(cmp.Compare(a.ref, b.ref), cmp.Compare(a.field, b.field))
+	})
+	out := slices.Clone(slices.Compact(c.deps))
+	c.deps = c.deps[:0]
+	return out
+}
+
+// memo caches pure parses shared by many records (VMs made from one
+// template carry the same recommendations document). One memo serves one
+// goroutine.
+type memo struct {
+	firmware map[[2]string]bool
+}
+
+// firmwareSupported is isFirmwareSupported, memoized.
+func (c *tctx) firmwareSupported(recommendations, firmware string) bool {
+	if c.memo == nil {
+		return isFirmwareSupported(recommendations, firmware)
+	}
+	k := [2]string{recommendations, firmware}
+	v, ok := c.memo.firmware[k]
+	if !ok {
+		if c.memo.firmware == nil {
+			c.memo.firmware = make(map[[2]string]bool)
+		}
+		v = isFirmwareSupported(recommendations, firmware)
+		c.memo.firmware[k] = v
+	}
+	return v
 }
 
 // get returns the record behind r (nil if r is null or unknown) and

@@ -89,7 +89,7 @@ func transformVM(c *tctx, r map[string]any) Object {
 		"expNestedHvm":        platform["exp-nested-hvm"] == "true",
 		"viridian":            platform["viridian"] == "true",
 		"high_availability":   r["ha_restart_priority"],
-		"isFirmwareSupported": isFirmwareSupported(str(r["recommendations"]), str(strMap(r["HVM_boot_params"])["firmware"])),
+		"isFirmwareSupported": c.firmwareSupported(str(r["recommendations"]), str(strMap(r["HVM_boot_params"])["firmware"])),
 		"memory":              vmMemory(r, metrics, gm, running),
 		"name_description":    r["name_description"],
 		"name_label":          r["name_label"],

@@ -213,7 +213,8 @@ func (p *Pool) watchLoop(ctx context.Context) {
 			case err == nil:
 				p.apply(b, token)
 			case errors.Is(err, xapi.ErrEventsLost), errors.Is(err, xapi.ErrEventFromTokenParseFailure):
-				err = p.Fresh(ctx) // its event.from fails the same way and reloads
+				p.invalidate(token)
+				err = p.Fresh(ctx) // reloads
 			}
 		}
 		switch {

@@ -1,0 +1,79 @@
+package xo_test
+
+import (
+	"testing"
+
+	"github.com/xorest/xorest/xo"
+	"github.com/xorest/xorest/xo/xapisim"
+)
+
+// BenchmarkColdLoad compares a cold load of the Large model (10,000 VMs,
+// every cached class, all objects built) with the bare
+// VM.get_all_records that a cache-less gateway would need at least.
+func BenchmarkColdLoad(b *testing.B) {
+	srv := xapisim.NewServer(b, xapisim.Large())
+	c := newClient(b, srv)
+	if err := c.Login(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("bare-VM.get_all_records", func(b *testing.B) {
+		for b.Loop() {
+			recs, err := c.GetAllRecords(b.Context(), "VM")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(recs) < 10000 {
+				b.Fatalf("%d VMs", len(recs))
+			}
+		}
+	})
+	b.Run("xo.Pool", func(b *testing.B) {
+		for b.Loop() {
+			p := xo.NewPool(c, xo.PoolOptions{})
+			if err := p.Fresh(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			if n := len(p.Objects("VM")); n != 10000 {
+				b.Fatalf("%d VMs", n)
+			}
+			p.Close()
+		}
+	})
+}
+
+// BenchmarkWarmFresh measures the cost of Fresh on a loaded cache with
+// nothing to apply (one event.from round trip).
+func BenchmarkWarmFresh(b *testing.B) {
+	for _, m := range []struct {
+		name  string
+		model xapisim.Model
+	}{{"Default", xapisim.Default()}, {"Large", xapisim.Large()}} {
+		b.Run(m.name, func(b *testing.B) {
+			_, p := newPool(b, m.model)
+			for b.Loop() {
+				if err := p.Fresh(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTransform measures building objects from cached records:
+// per VM, and for the whole Large pool (what a cold load adds to the
+// fetching).
+func BenchmarkTransform(b *testing.B) {
+	_, p := newPool(b, xapisim.Large())
+	b.Run("VM", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			n = p.TransformClass("VM")
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/VM")
+	})
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			p.BuildAll()
+		}
+	})
+}

@@ -1,0 +1,436 @@
+package xo_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xorest/xorest/xo"
+	"github.com/xorest/xorest/xo/filter"
+	"github.com/xorest/xorest/xo/xapi"
+	"github.com/xorest/xorest/xo/xapisim"
+)
+
+// vmByName returns the cached VM object named name.
+func vmByName(t *testing.T, p *xo.Pool, kind, name string) xo.Object {
+	t.Helper()
+	for _, o := range p.Objects(kind) {
+		if o["name_label"] == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s named %q", kind, name)
+	return nil
+}
+
+// modify changes fields of the record behind ref directly in the
+// simulator's database (for read-only fields that no API call sets).
+func modify(t *testing.T, srv *xapisim.Server, ref string, fields map[string]any) {
+	t.Helper()
+	err := srv.DB.Write(func(tx *xapisim.Tx) error {
+		rec := tx.Modify(ref)
+		for k, v := range fields {
+			rec[k] = v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFreshness writes through the client and reads right after Fresh:
+// the write is always visible, including in objects derived from the
+// written record.
+func TestFreshness(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	c := p.Client()
+	ctx := t.Context()
+	vm := vmByName(t, p, "VM", "vm1")
+	vmRef := xapi.Ref(vm["_xapiRef"].(string))
+
+	t.Run("set name_label", func(t *testing.T) {
+		for i := range 20 {
+			name := fmt.Sprintf("renamed %d", i)
+			if _, err := c.Call(ctx, "VM.set_name_label", vmRef, name); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Fresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			o, err := p.Object("VM", vm["id"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o["name_label"] != name {
+				t.Fatalf("name_label = %v after writing %q", o["name_label"], name)
+			}
+		}
+	})
+
+	t.Run("start VM", func(t *testing.T) {
+		if _, err := c.CallAsyncWait(ctx, "VM.start", vmRef, false, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		o, _ := p.Object("VM", vm["id"].(string))
+		if o["power_state"] != "Running" {
+			t.Fatalf("power_state = %v after VM.start", o["power_state"])
+		}
+		_, rec, _ := p.Record(vmRef)
+		_, host, _ := p.Record(xapi.Ref(rec["resident_on"].(string)))
+		if o["$container"] != host["uuid"] {
+			t.Errorf("$container = %v, want the host %v", o["$container"], host["uuid"])
+		}
+	})
+
+	t.Run("dependency: SR becomes local", func(t *testing.T) {
+		// vm5 is halted with its disk on the shared default SR: its
+		// $container is the pool until that SR is no longer shared. Only
+		// the SR record changes.
+		vm5 := vmByName(t, p, "VM", "vm5")
+		if vm5["$container"] != p.UUID() {
+			t.Fatalf("$container = %v, want the pool", vm5["$container"])
+		}
+		pool, _ := p.Object("pool", p.UUID())
+		sr, err := p.Object("SR", pool["default_SR"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		modify(t, srv, sr["_xapiRef"].(string), map[string]any{"shared": false})
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pbd, err := p.Object("PBD", sr["$PBDs"].([]any)[0].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm5, _ = p.Object("VM", vm5["id"].(string))
+		if vm5["$container"] != pbd["host"] {
+			t.Errorf("$container = %v after the SR became local, want the PBD's host %v", vm5["$container"], pbd["host"])
+		}
+		modify(t, srv, sr["_xapiRef"].(string), map[string]any{"shared": true})
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if vm5, _ = p.Object("VM", vm5["id"].(string)); vm5["$container"] != p.UUID() {
+			t.Errorf("$container = %v after the SR became shared again, want the pool", vm5["$container"])
+		}
+	})
+
+	t.Run("dependency: metrics", func(t *testing.T) {
+		vm0 := vmByName(t, p, "VM", "vm0")
+		_, rec, _ := p.Record(xapi.Ref(vm0["_xapiRef"].(string)))
+		modify(t, srv, rec["metrics"].(string), map[string]any{"VCPUs_number": "1"})
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		vm0, _ = p.Object("VM", vm0["id"].(string))
+		if n := vm0["CPUs"].(map[string]any)["number"]; n != 1.0 {
+			t.Errorf("CPUs.number = %v after VM_metrics.VCPUs_number became 1", n)
+		}
+	})
+
+	t.Run("destroy", func(t *testing.T) {
+		vm2 := vmByName(t, p, "VM", "vm2")
+		ref := vm2["_xapiRef"].(string)
+		if _, err := c.CallAsyncWait(ctx, "VM.hard_shutdown", xapi.Ref(ref)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Call(ctx, "VM.destroy", xapi.Ref(ref)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := p.Object("VM", vm2["id"].(string))
+		if !errors.Is(err, xo.ErrNotFound) {
+			t.Fatalf("Object after VM.destroy: %v, want ErrNotFound", err)
+		}
+		if want := "no such VM " + vm2["id"].(string); err.Error() != want {
+			t.Errorf("error %q, want %q", err, want)
+		}
+		for _, vbd := range vm2["$VBDs"].([]any) {
+			if o, err := p.Object("VBD", vbd.(string)); err == nil {
+				t.Errorf("VBD %v of the destroyed VM still cached: %v", vbd, o)
+			}
+		}
+	})
+}
+
+// TestFreshConcurrent runs writers and readers at once: every reader
+// sees the last write acknowledged before its Fresh call.
+func TestFreshConcurrent(t *testing.T) {
+	_, p := newPool(t, xapisim.Default())
+	c := p.Client()
+	ctx := t.Context()
+	vms := p.Objects("VM")
+	var wg sync.WaitGroup
+	for w, vm := range vms[:4] {
+		wg.Go(func() {
+			ref := xapi.Ref(vm["_xapiRef"].(string))
+			for i := range 15 {
+				name := fmt.Sprintf("w%d-%d", w, i)
+				if _, err := c.Call(ctx, "VM.set_name_label", ref, name); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := p.Fresh(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				o, err := p.Object("VM", vm["id"].(string))
+				if err != nil || o["name_label"] != name {
+					t.Errorf("read %v (%v) after writing %q", o["name_label"], err, name)
+					return
+				}
+			}
+		})
+	}
+	// A watcher runs its own event loop at the same time.
+	sub := p.Watch(xo.WatchOptions{})
+	defer sub.Close()
+	wg.Wait()
+}
+
+// TestEventsLost makes event.from fail with EVENTS_LOST: Fresh reloads,
+// the cache is right, and subscribers get a reset.
+func TestEventsLost(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	sub := p.Watch(xo.WatchOptions{Kinds: []string{"VM"}})
+	defer sub.Close()
+	vm := vmByName(t, p, "VM", "vm1")
+	remove := srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST")})
+	if _, err := p.Client().Call(ctx, "VM.set_name_label", xapi.Ref(vm["_xapiRef"].(string)), "after loss"); err != nil {
+		t.Fatal(err)
+	}
+	remove()
+	srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
+	tokenBefore := p.Token()
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.Token() == tokenBefore {
+		t.Error("token unchanged after a reload")
+	}
+	if o, _ := p.Object("VM", vm["id"].(string)); o["name_label"] != "after loss" {
+		t.Errorf("name_label = %v after the reload", o["name_label"])
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "reset" })
+}
+
+// waitFor reads changes until one satisfies ok, failing on a closed
+// subscription or after 10s.
+func waitFor(t *testing.T, sub *xo.Subscription, ok func(xo.Change) bool) xo.Change {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case c, open := <-sub.Changes():
+			if !open {
+				t.Fatalf("subscription closed: %v", sub.Err())
+			}
+			if ok(c) {
+				return c
+			}
+		case <-timeout:
+			t.Fatal("no matching change within 10s")
+		}
+	}
+}
+
+// TestWatch checks the fan-out: several subscribers see a change made by
+// someone else (the watch loop picks it up without any Fresh), a kind
+// filter holds, and a slow subscriber is dropped with ErrSlowSubscriber
+// without holding up the others.
+func TestWatch(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	other := newClient(t, srv)
+	vm := vmByName(t, p, "VM", "vm1")
+	ref := xapi.Ref(vm["_xapiRef"].(string))
+
+	a := p.Watch(xo.WatchOptions{})
+	defer a.Close()
+	b := p.Watch(xo.WatchOptions{Kinds: []string{"VM"}})
+	defer b.Close()
+	slow := p.Watch(xo.WatchOptions{Buffer: 1})
+	defer slow.Close()
+
+	if _, err := other.Call(ctx, "VM.set_name_label", ref, "watched"); err != nil {
+		t.Fatal(err)
+	}
+	for name, sub := range map[string]*xo.Subscription{"a": a, "b": b} {
+		c := waitFor(t, sub, func(c xo.Change) bool { return c.Op == "update" && c.ID == vm["id"] })
+		if c.Object["name_label"] != "watched" || c.Kind != "VM" || c.Pool != p.UUID() {
+			t.Errorf("%s got %+v", name, c)
+		}
+	}
+
+	// Many changes: slow never reads, so it overflows and is dropped.
+	for i := range 5 {
+		if _, err := other.Call(ctx, "VM.set_name_label", ref, fmt.Sprintf("burst %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := waitFor(t, b, func(c xo.Change) bool { return c.Op == "update" && c.Object["name_label"] == "burst 4" })
+	if c.Kind != "VM" {
+		t.Errorf("b got kind %q", c.Kind)
+	}
+	timeout := time.After(10 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-slow.Changes():
+		case <-timeout:
+			t.Fatal("slow subscriber not dropped")
+		}
+	}
+	if !errors.Is(slow.Err(), xo.ErrSlowSubscriber) {
+		t.Errorf("slow.Err() = %v, want ErrSlowSubscriber", slow.Err())
+	}
+
+	t.Run("filter kinds", func(t *testing.T) {
+		// b only wants VMs: a change of a network must not reach it, but
+		// must reach a.
+		nets := p.Objects("network")
+		if _, err := other.Call(ctx, "network.set_name_label", xapi.Ref(nets[0]["_xapiRef"].(string)), "net renamed"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, a, func(c xo.Change) bool { return c.Kind == "network" && c.Object["name_label"] == "net renamed" })
+		if _, err := other.Call(ctx, "VM.set_name_label", ref, "marker"); err != nil {
+			t.Fatal(err)
+		}
+		c := waitFor(t, b, func(c xo.Change) bool { return c.Op != "reset" })
+		if c.Kind != "VM" || c.Object["name_label"] != "marker" {
+			t.Errorf("b got %s %v, want the VM marker first", c.Kind, c.Object["name_label"])
+		}
+		waitFor(t, a, func(c xo.Change) bool { return c.Kind == "VM" && c.Object["name_label"] == "marker" })
+	})
+
+	t.Run("only dependents recomputed", func(t *testing.T) {
+		// Renaming an SR changes no VM: the change carries only the SR.
+		pool, _ := p.Object("pool", p.UUID())
+		sr, _ := p.Object("SR", pool["default_SR"].(string))
+		if _, err := other.Call(ctx, "SR.set_name_label", xapi.Ref(sr["_xapiRef"].(string)), "renamed SR"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Call(ctx, "VM.set_name_label", ref, "marker 2"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			c := waitFor(t, a, func(c xo.Change) bool { return c.Op != "reset" })
+			if c.Kind == "VM" && c.Object["name_label"] == "marker 2" {
+				break
+			}
+			if c.Kind != "SR" {
+				t.Errorf("renaming an SR published a %s change (%s)", c.Kind, c.ID)
+			}
+		}
+	})
+}
+
+// TestTasks checks XAPI tasks in XO's task shape: a successful and a
+// failed async call.
+func TestTasks(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	c := p.Client()
+	vm := vmByName(t, p, "VM", "vm1")
+	ref := xapi.Ref(vm["_xapiRef"].(string))
+
+	okTask, err := c.CallAsync(ctx, "VM.clone", ref, "clone of vm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitTask(ctx, okTask); err != nil {
+		t.Fatal(err)
+	}
+	srv.InjectFault(xapisim.FaultRule{Method: "VM.start", Fault: xapisim.NewFault("VM_BAD_POWER_STATE", string(ref), "halted", "running"), Count: 1})
+	failTask, err := c.CallAsync(ctx, "VM.start", ref, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitTask(ctx, failTask); err == nil {
+		t.Fatal("VM.start did not fail")
+	}
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	task := func(r xapi.Ref) xo.Object {
+		t.Helper()
+		o, err := p.Object("task", string(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	ok := task(okTask)
+	if ok["status"] != "success" {
+		t.Errorf("clone task status %v", ok["status"])
+	}
+	clone := vmByName(t, p, "VM", "clone of vm1")
+	if ok["result"] != clone["_xapiRef"] {
+		t.Errorf("clone task result %v, want the clone's ref %v", ok["result"], clone["_xapiRef"])
+	}
+	props := ok["properties"].(map[string]any)
+	if props["name"] != "Async.VM.clone" || props["progress"] != 100.0 {
+		t.Errorf("properties %v", props)
+	}
+	start, _ := ok["start"].(float64)
+	end, _ := ok["end"].(float64)
+	if start <= 0 || end < start || ok["updatedAt"] != ok["end"] {
+		t.Errorf("start %v end %v updatedAt %v", ok["start"], ok["end"], ok["updatedAt"])
+	}
+	if id, _ := p.Ref(ok["id"].(string)); id != okTask {
+		t.Errorf("Ref(task id) = %v, want %v", id, okTask)
+	}
+
+	failed := task(failTask)
+	want := map[string]any{"code": "VM_BAD_POWER_STATE", "params": []any{string(ref), "halted", "running"},
+		"message": "VM_BAD_POWER_STATE(" + string(ref) + ", halted, running)"}
+	if failed["status"] != "failure" || fmt.Sprint(failed["result"]) != fmt.Sprint(want) {
+		t.Errorf("failed task: status %v result %v", failed["status"], failed["result"])
+	}
+}
+
+// TestFilter checks that objects work with the filter language: numbers,
+// nested properties, strings.
+func TestFilter(t *testing.T) {
+	_, p := newPool(t, xapisim.Default())
+	for _, tc := range []struct {
+		name, filter string
+		want         []string
+	}{
+		{"power state", "power_state:Running", []string{"vm0", "vm2"}},
+		{"number", "CPUs:max:>=2 power_state:Suspended", []string{"vm3"}},
+		{"memory", "memory:size:>2000000000 name_label:vm1", []string{"vm1"}},
+		{"truthy", "xenTools? name_label:/^vm[04]$/", []string{"vm0", "vm4"}},
+		{"array length", "$VBDs:length:2 name_label:vm5", []string{"vm5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := filter.Parse(tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range p.Objects("VM") {
+				if n.Match(o) {
+					got = append(got, o["name_label"].(string))
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%q matched %v, want %v", tc.filter, got, tc.want)
+			}
+		})
+	}
+}

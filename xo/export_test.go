@@ -1,0 +1,30 @@
+package xo
+
+// TransformClass transforms every cached record of class once, as a
+// load or a change does, and returns how many objects it built. For
+// benchmarks.
+func (p *Pool) TransformClass(class string) int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	n := 0
+	c := tctx{s: &p.st, memo: &memo{}}
+	for r, rec := range p.st.recs {
+		if rec.class != class {
+			continue
+		}
+		c.self = r
+		if c.transform(class, rec.fields) != nil {
+			n++
+		}
+		c.finish()
+	}
+	return n
+}
+
+// BuildAll transforms every cached record, as a cold load does once the
+// records are fetched, and returns how many it built. For benchmarks.
+func (p *Pool) BuildAll() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(buildAll(&p.st))
+}
