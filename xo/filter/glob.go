@@ -64,8 +64,13 @@ func (g *globMatcher) match(s string) bool {
 	if len(g.lower) == 0 {
 		return true // only stars: ".*" matches the empty string
 	}
-	if g.ascii && isASCII(s) {
-		return matchLines(s, g.lower, indexFoldASCII, indexLineTerminatorASCII)
+	if g.ascii {
+		// Canonicalize never maps a non-ASCII character to an ASCII one, so
+		// ASCII parts can be searched in s itself.
+		if isASCII(s) {
+			return matchLines(s, g.lower, indexFoldASCII, indexLineTerminatorASCII)
+		}
+		return matchLines(s, g.lower, indexFoldASCII, indexLineTerminator)
 	}
 	return matchLines(canonicalizeString(s), g.canon, strings.Index, indexLineTerminator)
 }
@@ -112,8 +117,8 @@ func matchParts(line string, parts []string, index func(s, sub string) int) bool
 	return true
 }
 
-// indexFoldASCII is strings.Index ignoring ASCII case; s is ASCII and sub is
-// ASCII lower case.
+// indexFoldASCII is strings.Index ignoring ASCII case; sub is ASCII lower
+// case (bytes of non-ASCII characters in s never match it).
 func indexFoldASCII(s, sub string) int {
 	if len(sub) == 0 {
 		return 0

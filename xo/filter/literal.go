@@ -62,7 +62,7 @@ func (l *literalRegExp) match(s string) bool {
 	if !l.ci {
 		return l.find(s, l.text, strings.Index)
 	}
-	if l.ascii && isASCII(s) {
+	if l.ascii { // Canonicalize never maps a non-ASCII character to ASCII
 		return l.find(s, l.lower, indexFoldASCII)
 	}
 	return l.find(canonicalizeString(s), l.text, strings.Index)

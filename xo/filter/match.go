@@ -286,50 +286,30 @@ func isASCII(s string) bool {
 
 // in reports whether jsToLower(s) contains the needle.
 func (n substring) in(s string) bool {
-	if n.ascii {
-		found, complete := indexLowerASCII(s, n.lower)
-		if complete {
-			return found
-		}
+	if n.ascii && lowersToASCIIOnlyFromASCII(s) {
+		return indexFoldASCII(s, n.lower) >= 0
 	}
 	return strings.Contains(jsToLower(s), n.lower)
 }
 
-// indexLowerASCII searches the ASCII needle (already lower case) in s,
-// ignoring ASCII case. It stops at the first non-ASCII byte of s and then
-// reports complete=false unless the needle was found before it: a match made
-// of ASCII characters is a match of the lowered string too, since lowering
-// works character by character.
-func indexLowerASCII(s, needle string) (found, complete bool) {
-	if len(needle) == 0 {
-		return true, true
-	}
-	first := needle[0]
-	last := len(s) - len(needle)
+// lowersToASCIIOnlyFromASCII reports whether the ASCII characters of
+// jsToLower(s) are exactly the lowered ASCII characters of s, so that an
+// ASCII needle can be searched in s itself, ignoring ASCII case: true unless
+// s holds U+212A KELVIN SIGN (lowered to "k") or U+0130 (lowered to "i"
+// and a combining dot). Bytes of multi-byte characters never equal ASCII
+// bytes.
+func lowersToASCIIOnlyFromASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			return false, false
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != first || i > last {
-			continue
-		}
-		j := 1
-		for ; j < len(needle); j++ {
-			d := s[i+j]
-			if 'A' <= d && d <= 'Z' {
-				d += 'a' - 'A'
+		switch s[i] {
+		case 0xe2:
+			if strings.HasPrefix(s[i:], "\u212a") {
+				return false
 			}
-			if d != needle[j] {
-				break
+		case 0xc4:
+			if strings.HasPrefix(s[i:], "\u0130") {
+				return false
 			}
-		}
-		if j == len(needle) {
-			return true, true
 		}
 	}
-	return false, true
+	return true
 }
