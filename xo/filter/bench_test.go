@@ -198,14 +198,7 @@ func BenchmarkParse(b *testing.B) {
 // under the same machine load. It also checks that both count the same
 // matches.
 func BenchmarkMatchNode(b *testing.B) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		b.Fatalf("node not found (apt-get install -y nodejs); %s", installHint)
-	}
-	modules := nodeModules(b)
-	if _, err := os.Stat(filepath.Join(modules, "complex-matcher", "package.json")); err != nil {
-		b.Fatalf("complex-matcher not found in %s: %s", modules, installHint)
-	}
+	node, modules := nodePeer(b)
 	vms := benchVMs(benchVMCount)
 	objects, err := json.Marshal(vms)
 	if err != nil {

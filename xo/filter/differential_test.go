@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 const installHint = "install the peer from the repository root: npm install --prefix .peers complex-matcher@1.1.1 " +
@@ -39,6 +37,21 @@ func nodeModules(t testing.TB) string {
 	}
 }
 
+// nodePeer returns the node binary and the node_modules folder holding
+// complex-matcher, failing with an install hint when either is missing.
+func nodePeer(t testing.TB) (node, modules string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node not found (apt-get install -y nodejs); %s", installHint)
+	}
+	modules = nodeModules(t)
+	if _, err := os.Stat(filepath.Join(modules, "complex-matcher", "package.json")); err != nil {
+		t.Fatalf("complex-matcher not found in %s: %s", modules, installHint)
+	}
+	return node, modules
+}
+
 type nodeResult struct {
 	Filter    string          `json:"filter"`
 	OK        bool            `json:"ok"`
@@ -63,14 +76,7 @@ type nodeOutput struct {
 // hint when node or the package is missing.
 func runNode(t *testing.T, filters []string, objects []any, unicode bool) nodeOutput {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node not found (apt-get install -y nodejs); %s", installHint)
-	}
-	modules := nodeModules(t)
-	if _, err := os.Stat(filepath.Join(modules, "complex-matcher", "package.json")); err != nil {
-		t.Fatalf("complex-matcher not found in %s: %s", modules, installHint)
-	}
+	node, modules := nodePeer(t)
 	input, err := json.Marshal(map[string]any{"filters": filters, "objects": objects, "unicode": unicode})
 	if err != nil {
 		t.Fatal(err)
@@ -408,6 +414,4 @@ func TestUnicodeTablesAgainstNode(t *testing.T) {
 	if bad > 0 {
 		t.Errorf("%d differences", bad)
 	}
-	_ = utf8.RuneError
-	_ = fmt.Sprint
 }
