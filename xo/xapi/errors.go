@@ -141,11 +141,5 @@ var (
 	ErrInvalidTimeout = errors.New("xapi: timeouts must not be negative")
 )
 
-// ErrClosed is returned by calls on a Client after Close, and by a Watcher's
-// subscriptions after the watcher stopped.
-var ErrClosed = errors.New("xapi: closed")
-
-// ErrSlowConsumer is never returned by calls: Subscription.Err reports it
-// only if the subscription was closed because its queue stayed full; see
-// Watcher for the policy.
-var ErrSlowConsumer = errors.New("xapi: event consumer too slow")
+// ErrClosed is returned by calls on a Client after Close.
+var ErrClosed = errors.New("xapi: client closed")
