@@ -50,3 +50,54 @@ func TestMessages(t *testing.T) {
 		t.Fatal("message survived destroy")
 	}
 }
+
+func TestVMLifecycleMessages(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	vm := byName(t, s, "VM", haltedVM)
+	rec := get(t, s, vm)
+	h1 := byName(t, s, "host", "host1")
+	h1Rec := get(t, s, h1)
+	prefix := "VM 'vm1' (uuid: " + str(rec, "uuid") + ") "
+	steps := []struct {
+		method string
+		args   []any
+		name   string
+		body   string
+	}{
+		{"VM.start_on", []any{h1, false, false}, "VM_STARTED", "started on host: host1 (uuid: " + str(h1Rec, "uuid") + ")"},
+		{"VM.pause", nil, "VM_PAUSED", "paused"},
+		{"VM.unpause", nil, "VM_UNPAUSED", "unpaused"},
+		{"VM.clean_reboot", nil, "VM_REBOOTED", "rebooted cleanly"},
+		{"VM.suspend", nil, "VM_SUSPENDED", "suspended"},
+		{"VM.hard_shutdown", nil, "VM_SHUTDOWN", "shutdown forcibly"},
+		{"VM.snapshot", []any{"snap"}, "VM_SNAPSHOTTED", "snapshotted, snapshot name: snap"},
+	}
+	for _, st := range steps {
+		t.Run(st.method, func(t *testing.T) {
+			before := map[string]bool{}
+			s.DB.Read(func(tx *Tx) {
+				for _, m := range tx.All("message") {
+					before[m] = true
+				}
+			})
+			mustCall(t, s, session, st.method, append([]any{vm}, st.args...)...)
+			var got []Record
+			s.DB.Read(func(tx *Tx) {
+				for _, m := range tx.All("message") {
+					if !before[m] {
+						r, _ := tx.GetClass("message", m)
+						got = append(got, r.Clone())
+					}
+				}
+			})
+			if len(got) != 1 {
+				t.Fatalf("%d new messages", len(got))
+			}
+			m := got[0]
+			if str(m, "name") != st.name || str(m, "body") != prefix+st.body || str(m, "cls") != "VM" ||
+				str(m, "obj_uuid") != str(rec, "uuid") || m["priority"] != int64(5) {
+				t.Fatalf("message %s %q (cls %s, priority %v)", str(m, "name"), str(m, "body"), str(m, "cls"), m["priority"])
+			}
+		})
+	}
+}

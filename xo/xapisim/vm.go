@@ -466,6 +466,26 @@ func vmCreate(c *Call) (any, error) {
 	return ref, err
 }
 
+// vmMessage records one of XAPI's VM lifecycle messages (priority 5,
+// class VM), with the body message_forwarding.ml writes:
+// "VM '<name>' (uuid: <uuid>) <what>".
+func vmMessage(tx *Tx, now time.Time, vm, name, what string) {
+	rec, ok := tx.GetClass("VM", vm)
+	if !ok {
+		return
+	}
+	newObject(tx, "message", Record{
+		"name": name, "priority": int64(5), "cls": "VM", "obj_uuid": str(rec, "uuid"), "timestamp": now,
+		"body": fmt.Sprintf("VM '%s' (uuid: %s) %s", str(rec, "name_label"), str(rec, "uuid"), what),
+	})
+}
+
+// onHost describes host for a message body: "<name> (uuid: <uuid>)".
+func onHost(tx *Tx, host string) string {
+	rec, _ := tx.GetClass("host", host)
+	return fmt.Sprintf("%s (uuid: %s)", str(rec, "name_label"), str(rec, "uuid"))
+}
+
 // hostUsable returns the fault that stops VMs from starting on host.
 func hostUsable(tx *Tx, host string) *Fault {
 	rec, ok := tx.GetClass("host", host)
@@ -703,6 +723,7 @@ func vmStart(on bool) Handler {
 				return nil, f
 			}
 			bootVM(tx, vm, host, paused, c.Sim.Now(), nextDomid(tx, host))
+			vmMessage(tx, c.Sim.Now(), vm, "VM_STARTED", "started on host: "+onHost(tx, host))
 			return nil, nil
 		})
 	}
@@ -713,6 +734,11 @@ func vmHalt(op string) Handler {
 	return func(c *Call) (any, error) {
 		return vmOperation(c, op, func(tx *Tx, vm string) (any, error) {
 			haltVM(tx, vm)
+			what := "shutdown"
+			if op == "hard_shutdown" {
+				what = "shutdown forcibly"
+			}
+			vmMessage(tx, c.Sim.Now(), vm, "VM_SHUTDOWN", what)
 			return nil, nil
 		})
 	}
@@ -731,6 +757,11 @@ func vmReboot(op string) Handler {
 			if isRef(str(rec, "metrics")) {
 				tx.Modify(str(rec, "metrics"))["start_time"] = now
 			}
+			what := "rebooted cleanly"
+			if op == "hard_reboot" {
+				what = "rebooted forcibly"
+			}
+			vmMessage(tx, now, vm, "VM_REBOOTED", what)
 			return nil, nil
 		})
 	}
@@ -739,6 +770,7 @@ func vmReboot(op string) Handler {
 func vmPause(c *Call) (any, error) {
 	return vmOperation(c, "pause", func(tx *Tx, vm string) (any, error) {
 		setField(tx, vm, "power_state", "Paused")
+		vmMessage(tx, c.Sim.Now(), vm, "VM_PAUSED", "paused")
 		return nil, nil
 	})
 }
@@ -746,6 +778,7 @@ func vmPause(c *Call) (any, error) {
 func vmUnpause(c *Call) (any, error) {
 	return vmOperation(c, "unpause", func(tx *Tx, vm string) (any, error) {
 		setField(tx, vm, "power_state", "Running")
+		vmMessage(tx, c.Sim.Now(), vm, "VM_UNPAUSED", "unpaused")
 		return nil, nil
 	})
 }
@@ -809,9 +842,10 @@ func vmSuspend(c *Call) (any, error) {
 		setField(tx, vm, "power_state", "Suspended")
 		setRef(tx, vm, "resident_on", NullRef)
 		setField(tx, vm, "domid", int64(-1))
-		for _, c := range slices.Clone(strSet(rec, "consoles")) {
-			deleteObject(tx, c)
+		for _, con := range slices.Clone(strSet(rec, "consoles")) {
+			deleteObject(tx, con)
 		}
+		vmMessage(tx, c.Sim.Now(), vm, "VM_SUSPENDED", "suspended")
 		return nil, nil
 	})
 }
@@ -844,6 +878,7 @@ func vmResume(on bool) Handler {
 				destroyVDIRecord(tx, sv)
 			}
 			bootVM(tx, vm, host, paused, c.Sim.Now(), nextDomid(tx, host))
+			vmMessage(tx, c.Sim.Now(), vm, "VM_RESUMED", "resumed on host: "+onHost(tx, host))
 			return nil, nil
 		})
 	}
@@ -863,8 +898,13 @@ func vmPoolMigrate(c *Call) (any, error) {
 			return nil, f
 		}
 		if rec, _ := tx.GetClass("VM", vm); str(rec, "resident_on") != host {
+			from := str(rec, "resident_on")
 			setField(tx, vm, "domid", nextDomid(tx, host))
 			setRef(tx, vm, "resident_on", host)
+			fr, _ := tx.GetClass("host", from)
+			hr, _ := tx.GetClass("host", host)
+			vmMessage(tx, c.Sim.Now(), vm, "VM_MIGRATED", fmt.Sprintf("migrated from host '%s' (uuid: %s) to host '%s' (uuid: %s)",
+				str(fr, "name_label"), str(fr, "uuid"), str(hr, "name_label"), str(hr, "uuid")))
 		}
 		return nil, nil
 	})
@@ -881,7 +921,9 @@ func vmSnapshot(c *Call) (any, error) {
 		return nil, err
 	}
 	return vmOperation(c, "snapshot", func(tx *Tx, vm string) (any, error) {
-		return snapshotVM(tx, vm, name, "snapshot", ignore, c.Sim.Now()), nil
+		snap := snapshotVM(tx, vm, name, "snapshot", ignore, c.Sim.Now())
+		vmMessage(tx, c.Sim.Now(), vm, "VM_SNAPSHOTTED", "snapshotted, snapshot name: "+name)
+		return snap, nil
 	})
 }
 
@@ -893,7 +935,9 @@ func vmCheckpoint(c *Call) (any, error) {
 		return nil, err
 	}
 	return vmOperation(c, "checkpoint", func(tx *Tx, vm string) (any, error) {
-		return snapshotVM(tx, vm, name, "checkpoint", nil, c.Sim.Now()), nil
+		snap := snapshotVM(tx, vm, name, "checkpoint", nil, c.Sim.Now())
+		vmMessage(tx, c.Sim.Now(), vm, "VM_CHECKPOINTED", "checkpointed, snapshot name: "+name)
+		return snap, nil
 	})
 }
 
@@ -905,7 +949,9 @@ func vmClone(c *Call) (any, error) {
 		return nil, err
 	}
 	return vmOperation(c, "clone", func(tx *Tx, vm string) (any, error) {
-		return copyVM(tx, vm, name, "clone", NullRef, c.Sim.Now()), nil
+		out := copyVM(tx, vm, name, "clone", NullRef, c.Sim.Now())
+		vmMessage(tx, c.Sim.Now(), vm, "VM_CLONED", "cloned (new uuid: "+uuidOf(tx, out)+")")
+		return out, nil
 	})
 }
 
@@ -1130,6 +1176,7 @@ func vmRevert(c *Call) (any, error) {
 		}
 		setRef(tx, vm, "parent", snap)
 		updateVMAllowedOperations(tx, vm)
+		vmMessage(tx, now, vm, "VM_SNAPSHOT_REVERTED", fmt.Sprintf("reverted to snapshot: %s (uuid %s)", str(sr, "name_label"), str(sr, "uuid")))
 		return nil, nil
 	})
 }
