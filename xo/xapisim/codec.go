@@ -640,6 +640,14 @@ func (e *encoder) xmlValue(v any) {
 		e.b = append(e.b, "</struct></value>"...)
 	case Record:
 		e.xmlValue(map[string]any(v))
+	case liveRecords:
+		e.b = append(e.b, "<value><struct>"...)
+		v.each(func(ref string, rec Record) {
+			e.xmlMember(ref)
+			e.xmlValue(map[string]any(rec))
+			e.b = append(e.b, "</member>"...)
+		})
+		e.b = append(e.b, "</struct></value>"...)
 	case map[string]any:
 		e.b = append(e.b, "<value><struct>"...)
 		ks := sortedKeys(e, v)
@@ -796,6 +804,15 @@ func (e *encoder) jsonValue(v any) {
 		e.b = append(e.b, '}')
 	case Record:
 		e.jsonValue(map[string]any(v))
+	case liveRecords:
+		e.b = append(e.b, '{')
+		i := 0
+		v.each(func(ref string, rec Record) {
+			e.jsonKey(i, ref)
+			e.jsonValue(map[string]any(rec))
+			i++
+		})
+		e.b = append(e.b, '}')
 	case map[string]any:
 		e.b = append(e.b, '{')
 		ks := sortedKeys(e, v)

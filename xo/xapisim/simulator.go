@@ -298,7 +298,7 @@ func (s *Simulator) Call(ctx context.Context, method string, params ...any) (any
 	if f != nil {
 		return nil, f
 	}
-	return res, nil
+	return materialize(res), nil
 }
 
 func (s *Simulator) registerSystem() {

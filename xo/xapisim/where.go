@@ -243,15 +243,6 @@ func allRecordsWhere(class string) Handler {
 		if err != nil {
 			return nil, err
 		}
-		out := map[string]any{}
-		c.Sim.DB.Read(func(tx *Tx) {
-			for _, ref := range tx.All(class) {
-				rec, _ := tx.GetClass(class, ref)
-				if expr.eval(rec) {
-					out[ref] = rec.Clone()
-				}
-			}
-		})
-		return out, nil
+		return liveRecords{db: c.Sim.DB, class: class, match: expr.eval}, nil
 	}
 }
