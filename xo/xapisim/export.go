@@ -38,6 +38,7 @@ type transfer struct {
 
 	conn net.Conn
 	brw  *bufio.ReadWriter
+	in   *io.LimitedReader // the request body, after respond
 
 	mu       sync.Mutex
 	total    int64 // bytes expected, for progress
@@ -87,8 +88,9 @@ func (t *transfer) finish(result any, err error) {
 	}
 	t.logout()
 	if t.conn != nil {
-		if t.brw != nil {
-			_ = t.brw.Flush()
+		_ = t.brw.Flush()
+		if t.r.Method == http.MethodPut {
+			t.drain()
 		}
 		_ = t.conn.Close()
 	}
@@ -125,11 +127,24 @@ func (t *transfer) respond(w http.ResponseWriter, proto string, headers ...strin
 // body returns the request body after respond: exactly Content-Length
 // bytes read from the hijacked connection.
 func (t *transfer) body() io.Reader {
-	n := t.r.ContentLength
-	if n < 0 {
-		n = 0
+	if t.in == nil {
+		t.in = &io.LimitedReader{R: t.brw.Reader, N: max(t.r.ContentLength, 0)}
 	}
-	return io.LimitReader(t.brw.Reader, n)
+	return t.in
+}
+
+// drain reads what is left of a PUT body (until it ends, or nothing comes
+// for a second) before the connection closes, so that a client still
+// sending sees the response rather than a reset connection.
+func (t *transfer) drain() {
+	body := t.body()
+	buf := make([]byte, 64<<10)
+	for {
+		_ = t.conn.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := body.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // writer returns the response body writer after respond.

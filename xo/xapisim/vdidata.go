@@ -43,9 +43,9 @@ type dataPlane struct {
 	sim *Simulator
 
 	mu       sync.Mutex
-	dir      string               // temporary directory, made on first use
+	dir      string              // temporary directory, made on first use
 	disks    map[string]*vdiDisk // by VDI ref
-	modelGen int64                // registry generation of the model's objects
+	modelGen int64               // registry generation of the model's objects
 	closed   bool
 	nbd      *nbdServer
 

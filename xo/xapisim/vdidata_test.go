@@ -81,7 +81,7 @@ func dpDisk(t testing.TB, s *Simulator, vm string) string {
 	return vdi
 }
 
-// field reads one field of an object.
+// dpField reads one field of an object.
 func dpField(s *Simulator, ref, name string) any {
 	var v any
 	s.DB.Read(func(tx *Tx) {
@@ -92,7 +92,18 @@ func dpField(s *Simulator, ref, name string) any {
 	return v
 }
 
-// content returns the whole contents of a VDI.
+// dpRecord returns a copy of an object's record (nil if it is gone).
+func dpRecord(s *Simulator, ref string) Record {
+	var rec Record
+	s.DB.Read(func(tx *Tx) {
+		if _, r, ok := tx.Get(ref); ok {
+			rec = r.Clone()
+		}
+	})
+	return rec
+}
+
+// dpContent returns the whole contents of a VDI.
 func dpContent(t testing.TB, s *Simulator, vdi string) []byte {
 	t.Helper()
 	r, err := s.VDIContent(vdi)
@@ -108,7 +119,7 @@ func dpContent(t testing.TB, s *Simulator, vdi string) []byte {
 
 func dpDigest(b []byte) [32]byte { return sha256.Sum256(b) }
 
-// call runs an XAPI method in session and fails the test on error.
+// dpCall runs an XAPI method in session and fails the test on error.
 func dpCall(t testing.TB, s *Server, session, method string, params ...any) any {
 	t.Helper()
 	res, err := s.Call(context.Background(), method, append([]any{session}, params...)...)
@@ -118,7 +129,7 @@ func dpCall(t testing.TB, s *Server, session, method string, params ...any) any 
 	return res
 }
 
-// faultCode returns the code of a *Fault error ("" otherwise).
+// dpFault returns the code of a *Fault error ("" otherwise).
 func dpFault(err error) string {
 	var f *Fault
 	if errors.As(err, &f) {
@@ -146,7 +157,7 @@ func TestSeededContents(t *testing.T) {
 		}
 		nonZero += int(r.n)
 	}
-	if allZero(da[40<<20 : 41<<20]) != true {
+	if allZero(da[40<<20:41<<20]) != true {
 		t.Error("a hole holds data")
 	}
 	// The model's snapshot of vm1 holds the disk minus its live writes.
@@ -300,7 +311,7 @@ func TestCopySparse(t *testing.T) {
 	}
 }
 
-// waitTask waits until task leaves pending and returns its record.
+// dpWaitTask waits until task leaves pending and returns its record.
 func dpWaitTask(t testing.TB, s *Simulator, task string) Record {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,0 +1,491 @@
+package xapisim
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xorest/xorest/transfer/xva"
+)
+
+// dpURL builds a data-plane URL of srv.
+func dpURL(srv *Server, path string, q url.Values) string {
+	return strings.TrimSuffix(srv.URL, "/") + path + "?" + q.Encode()
+}
+
+// dpTask creates a task for a transfer, as XO does.
+func dpTask(t testing.TB, srv *Server, session string) string {
+	t.Helper()
+	return dpCall(t, srv, session, "task.create", "transfer", "").(string)
+}
+
+// dpGet GETs url and returns the response with its whole body.
+func dpGet(t testing.TB, u string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body: %v", u, err)
+	}
+	return resp, body
+}
+
+// dpPut PUTs body (with its length) to url and returns the response and its
+// body.
+func dpPut(t testing.TB, u string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, out
+}
+
+// dpExport exports vm through HTTP within a task and returns the XVA.
+func dpExport(t testing.TB, srv *Server, session, vm, compression string) []byte {
+	t.Helper()
+	task := dpTask(t, srv, session)
+	resp, body := dpGet(t, dpURL(srv, "/export/", url.Values{
+		"session_id": {session}, "task_id": {task}, "ref": {vm}, "use_compression": {compression},
+	}))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export: %s: %s", resp.Status, body)
+	}
+	if got := resp.Header.Get("task-id"); got != task {
+		t.Errorf("task-id header %q, want %q", got, task)
+	}
+	if resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 {
+		t.Errorf("export response has Content-Length %d / Transfer-Encoding %v, want neither", resp.ContentLength, resp.TransferEncoding)
+	}
+	rec := dpWaitTask(t, srv.Simulator, task)
+	if str(rec, "status") != "success" {
+		t.Fatalf("export task: %s %v", str(rec, "status"), rec["error_info"])
+	}
+	return body
+}
+
+// dpImport imports an XVA into sr and returns the task record.
+func dpImport(t testing.TB, srv *Server, session, sr string, xvaData []byte, extra url.Values) Record {
+	t.Helper()
+	task := dpTask(t, srv, session)
+	q := url.Values{"session_id": {session}, "task_id": {task}, "sr_id": {sr}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	resp, body := dpPut(t, dpURL(srv, "/import/", q), xvaData)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("import: %s: %s", resp.Status, body)
+	}
+	if got := resp.Header.Get("task-id"); got != task {
+		t.Errorf("task-id header %q, want %q", got, task)
+	}
+	return dpWaitTask(t, srv.Simulator, task)
+}
+
+// dpImportedVM parses the VM set of an import task's result.
+func dpImportedVM(t testing.TB, rec Record) string {
+	t.Helper()
+	res := str(rec, "result")
+	const pre, post = "<value><array><data><value>", "</value></data></array></value>"
+	if !strings.HasPrefix(res, pre) || !strings.HasSuffix(res, post) || strings.Count(res, "<value>") != 2 {
+		t.Fatalf("import result %q is not a one-VM set", res)
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(res, pre), post)
+}
+
+func TestExportImportRoundTrip(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm1") // Halted
+	disk := dpDisk(t, srv.Simulator, vm)
+	want := dpContent(t, srv.Simulator, disk)
+	sr := dpField(srv.Simulator, disk, "SR").(string)
+	for _, tc := range []struct {
+		name, compression string
+		want              xva.Compression
+	}{
+		{"raw", "false", xva.None},
+		{"gzip", "true", xva.Gzip},
+		{"zstd", "zstd", xva.Zstd},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := dpExport(t, srv, session, vm, tc.compression)
+			xr, err := xva.NewReader(bytes.NewReader(data), xva.ReaderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if xr.Compression() != tc.want {
+				t.Errorf("compression %v, want %v", xr.Compression(), tc.want)
+			}
+			_, objects, err := parseOVAXML(xr.OVAXML())
+			if err != nil {
+				t.Fatal(err)
+			}
+			classes := map[string]int{}
+			for _, o := range objects {
+				classes[o.class]++
+				if !strings.HasPrefix(o.id, "Ref:") {
+					t.Errorf("object id %q", o.id)
+				}
+				if o.class == "VM" && o.rec["power_state"] != "Halted" {
+					t.Errorf("VM power_state %v", o.rec["power_state"])
+				}
+				for k, v := range o.rec {
+					if s, ok := v.(string); ok && strings.HasPrefix(s, "OpaqueRef:") && s != NullRef {
+						t.Errorf("%s.%s = %s: a ref that is not rewritten", o.class, k, s)
+					}
+				}
+			}
+			for _, c := range []string{"VM", "VBD", "VDI", "SR", "VIF", "network"} {
+				if classes[c] == 0 {
+					t.Errorf("ova.xml has no %s", c)
+				}
+			}
+			xr.Close()
+
+			rec := dpImport(t, srv, session, sr, data, nil)
+			if str(rec, "status") != "success" {
+				t.Fatalf("import task: %s %v", str(rec, "status"), rec["error_info"])
+			}
+			newVM := dpImportedVM(t, rec)
+			if got := dpField(srv.Simulator, newVM, "name_label"); got != "vm1" {
+				t.Errorf("imported VM name %v", got)
+			}
+			if ops := dpField(srv.Simulator, newVM, "current_operations").(map[string]string); len(ops) != 0 {
+				t.Errorf("imported VM current_operations %v", ops)
+			}
+			newDisk := dpDisk(t, srv.Simulator, newVM)
+			if newDisk == disk {
+				t.Fatal("the import reused the original disk")
+			}
+			if got := dpContent(t, srv.Simulator, newDisk); !bytes.Equal(got, want) {
+				t.Fatal("imported disk differs from the exported one")
+			}
+			var vifs []string
+			srv.DB.Read(func(tx *Tx) {
+				rec, _ := tx.GetClass("VM", newVM)
+				vifs = strSet(rec, "VIFs")
+			})
+			if len(vifs) != 1 || dpField(srv.Simulator, vifs[0], "network") != refByNameQuiet(srv.Simulator, "network", "network0") {
+				t.Errorf("imported VIFs %v not on network0", vifs)
+			}
+		})
+	}
+}
+
+// refByNameQuiet is dpByName without a test.
+func refByNameQuiet(s *Simulator, class, name string) string {
+	var ref string
+	s.DB.Read(func(tx *Tx) {
+		for _, r := range tx.All(class) {
+			if rec, _ := tx.GetClass(class, r); str(rec, "name_label") == name {
+				ref = r
+			}
+		}
+	})
+	return ref
+}
+
+func TestExportReproducible(t *testing.T) {
+	// Two simulators of the same model, same clock: same bytes, except the
+	// Ref:N ids, which count exports; the first export of each matches.
+	export := func() []byte {
+		srv := dpServer(t, dpModel())
+		srv.SetClock(func() time.Time { return baseTime })
+		session := srv.Session()
+		return dpExport(t, srv, session, dpByName(t, srv.Simulator, "VM", "vm1"), "false")
+	}
+	a, b := export(), export()
+	if !bytes.Equal(a, b) {
+		t.Fatal("exports of the same model differ")
+	}
+}
+
+func TestExportCurrentOperations(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm1")
+	task := dpTask(t, srv, session)
+	resp, err := http.Get(dpURL(srv, "/export", url.Values{"session_id": {session}, "task_id": {task}, "uuid": {dpField(srv.Simulator, vm, "uuid").(string)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	ops := dpField(srv.Simulator, vm, "current_operations").(map[string]string)
+	if ops[task] != "export" {
+		t.Errorf("current_operations during export: %v", ops)
+	}
+	if allowed := dpField(srv.Simulator, vm, "allowed_operations").([]string); strings.Contains(strings.Join(allowed, ","), "start") {
+		t.Errorf("start allowed during export: %v", allowed)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if rec := dpWaitTask(t, srv.Simulator, task); str(rec, "status") != "success" || rec["progress"] != float64(1) {
+		t.Errorf("task %v progress %v", rec["status"], rec["progress"])
+	}
+	if ops := dpField(srv.Simulator, vm, "current_operations").(map[string]string); len(ops) != 0 {
+		t.Errorf("current_operations after export: %v", ops)
+	}
+}
+
+func TestExportErrors(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	running := dpByName(t, srv.Simulator, "VM", "vm0")
+	halted := dpByName(t, srv.Simulator, "VM", "vm1")
+	for _, tc := range []struct {
+		name   string
+		query  url.Values
+		basic  bool
+		status int
+		fault  string // task error code, "" when the task is untouched
+	}{
+		{"running VM", url.Values{"ref": {running}}, false, http.StatusInternalServerError, "VM_BAD_POWER_STATE"},
+		{"unknown ref", url.Values{"ref": {"OpaqueRef:nope"}}, false, http.StatusInternalServerError, "HANDLE_INVALID"},
+		{"unknown uuid", url.Values{"uuid": {"nope"}}, false, http.StatusInternalServerError, "UUID_INVALID"},
+		{"bad session", url.Values{"ref": {halted}, "session_id": {"OpaqueRef:bad"}}, false, http.StatusUnauthorized, ""},
+		{"no credentials", url.Values{"ref": {halted}, "session_id": {""}}, false, http.StatusUnauthorized, ""},
+		{"basic auth", url.Values{"ref": {halted}, "session_id": {""}}, true, http.StatusOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := dpTask(t, srv, session)
+			q := url.Values{"session_id": {session}, "task_id": {task}}
+			for k, v := range tc.query {
+				q[k] = v
+			}
+			if q.Get("session_id") == "" {
+				q.Del("session_id")
+			}
+			req, _ := http.NewRequest(http.MethodGet, dpURL(srv, "/export", q), nil)
+			if tc.basic {
+				req.SetBasicAuth(srv.User, srv.Password)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %s, want %d: %s", resp.Status, tc.status, body)
+			}
+			if tc.status == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			switch {
+			case tc.fault != "":
+				rec := dpWaitTask(t, srv.Simulator, task)
+				info, _ := rec["error_info"].([]string)
+				if str(rec, "status") != "failure" || len(info) == 0 || info[0] != tc.fault {
+					t.Errorf("task %s %v, want failure %s", str(rec, "status"), info, tc.fault)
+				}
+				if !strings.Contains(string(body), tc.fault) {
+					t.Errorf("error page does not name %s: %s", tc.fault, body)
+				}
+			case tc.status == http.StatusOK:
+				if rec := dpWaitTask(t, srv.Simulator, task); str(rec, "status") != "success" {
+					t.Errorf("task %v", rec["status"])
+				}
+			default:
+				if st := str(dpRecord(srv.Simulator, task), "status"); st != "pending" {
+					t.Errorf("task touched: %s", st)
+				}
+			}
+		})
+	}
+}
+
+func TestImportFailuresLeaveNothing(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm1")
+	sr := dpField(srv.Simulator, dpDisk(t, srv.Simulator, vm), "SR").(string)
+	good := dpExport(t, srv, session, vm, "false")
+
+	// Flip a byte of the first chunk's data (its checksum no longer matches).
+	corrupt := bytes.Clone(good)
+	tr := tar.NewReader(bytes.NewReader(good))
+	var pos int64
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(h.Name, "/00000000") {
+			// The data follows its 512-byte header.
+			pos = int64(bytes.Index(good, []byte(h.Name))) + 512
+			break
+		}
+	}
+	corrupt[pos] ^= 0xff
+	truncated := good[:len(good)/2]
+	badXML := bytes.Clone(good)
+	copy(badXML[512:], "<valxe>")
+
+	counts := func() (int, int) {
+		var vms, vdis int
+		srv.DB.Read(func(tx *Tx) { vms, vdis = tx.Count("VM"), tx.Count("VDI") })
+		return vms, vdis
+	}
+	vms0, vdis0 := counts()
+	files0 := len(srv.dataPlane().disks)
+	for _, tc := range []struct {
+		name  string
+		data  []byte
+		query url.Values
+		ok    bool
+	}{
+		{"garbage", []byte("this is not an XVA at all, not even a tar"), nil, false},
+		{"empty", nil, nil, false},
+		{"truncated", truncated, nil, false},
+		{"checksum", corrupt, nil, false},
+		{"bad ova.xml", badXML, nil, false},
+		{"checksum with force", corrupt, url.Values{"force": {"true"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := dpImport(t, srv, session, sr, tc.data, tc.query)
+			if tc.ok {
+				if str(rec, "status") != "success" {
+					t.Fatalf("task %s %v", str(rec, "status"), rec["error_info"])
+				}
+				return
+			}
+			info, _ := rec["error_info"].([]string)
+			if str(rec, "status") != "failure" || len(info) < 2 || info[0] != "IMPORT_ERROR" || info[1] == "" {
+				t.Fatalf("task %s %v, want failure IMPORT_ERROR with a reason", str(rec, "status"), info)
+			}
+			if vms, vdis := counts(); vms != vms0 || vdis != vdis0 {
+				t.Errorf("failed import left objects: VMs %d -> %d, VDIs %d -> %d", vms0, vms, vdis0, vdis)
+			}
+			srv.dataPlane().reconcile()
+			if n := len(srv.dataPlane().disks); n != files0 {
+				t.Errorf("failed import left %d disk files", n-files0)
+			}
+		})
+	}
+}
+
+func TestImportHTTP(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm1")
+	sr := dpField(srv.Simulator, dpDisk(t, srv.Simulator, vm), "SR").(string)
+	var iso string
+	srv.DB.Read(func(tx *Tx) {
+		for _, r := range tx.All("SR") {
+			if rec, _ := tx.GetClass("SR", r); str(rec, "content_type") == "iso" {
+				iso = r
+			}
+		}
+	})
+
+	t.Run("probe", func(t *testing.T) {
+		// XO's empty probe PUT, without a task.
+		resp, _ := dpPut(t, dpURL(srv, "/import/", url.Values{"session_id": {session}, "sr_id": {sr}}), nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("probe: %s", resp.Status)
+		}
+	})
+	t.Run("chunked", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPut, dpURL(srv, "/import/", url.Values{"session_id": {session}, "sr_id": {sr}}),
+			io.MultiReader(strings.NewReader("x")))
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("chunked import: %s, want 403", resp.Status)
+		}
+	})
+	t.Run("iso SR", func(t *testing.T) {
+		task := dpTask(t, srv, session)
+		resp, _ := dpPut(t, dpURL(srv, "/import/", url.Values{"session_id": {session}, "task_id": {task}, "sr_id": {iso}}), []byte("x"))
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("import into the ISO SR: %s, want 400", resp.Status)
+		}
+		if rec := dpWaitTask(t, srv.Simulator, task); rec["error_info"].([]string)[0] != "SR_OPERATION_NOT_SUPPORTED" {
+			t.Errorf("task error %v", rec["error_info"])
+		}
+	})
+	t.Run("POST falls through to XML-RPC", func(t *testing.T) {
+		resp, err := http.Post(dpURL(srv, "/import", nil), "text/xml", strings.NewReader("not xml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Errorf("POST /import: %s, want the XML-RPC parse error (500)", resp.Status)
+		}
+	})
+	t.Run("current_operations while importing", func(t *testing.T) {
+		data := dpExport(t, srv, session, vm, "false")
+		task := dpTask(t, srv, session)
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest(http.MethodPut, dpURL(srv, "/import", url.Values{"session_id": {session}, "task_id": {task}}), pr)
+		req.ContentLength = int64(len(data))
+		done := make(chan *http.Response, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				close(done)
+				return
+			}
+			done <- resp
+		}()
+		// Send ova.xml and the first chunk, then look for the new VM.
+		half := len(data) / 2
+		if _, err := pw.Write(data[:half]); err != nil {
+			t.Fatal(err)
+		}
+		var found string
+		for found == "" {
+			srv.DB.Read(func(tx *Tx) {
+				for _, r := range tx.All("VM") {
+					rec, _ := tx.GetClass("VM", r)
+					if strMap(rec, "current_operations")[task] == "import" {
+						found = r
+					}
+				}
+			})
+		}
+		if _, err := pw.Write(data[half:]); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		// The response ends when the server has read the whole body;
+		// closing it earlier would abort the upload.
+		if resp := <-done; resp != nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		rec := dpWaitTask(t, srv.Simulator, task)
+		if str(rec, "status") != "success" {
+			t.Fatalf("task %s %v", str(rec, "status"), rec["error_info"])
+		}
+		if got := dpImportedVM(t, rec); got != found {
+			t.Errorf("task result %s, VM seen importing %s", got, found)
+		}
+	})
+}
