@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: XenAPI.py (python3-os-xenapi), qemu-img (qemu-utils),
 # headless Chromium for the docs page test.
-APT_PKGS=(python3-os-xenapi qemu-utils chromium)
+APT_PKGS=(python3-os-xenapi qemu-utils chromium tar gzip zstd)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,12 +20,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm packages, into the project-local .peers folder (never global).
-NPM_PKGS=(xen-api@4.7.6)
+NPM_PKGS=(xen-api@4.7.6 @apidevtools/swagger-parser@10.1.1)
 mkdir -p .peers
 want="${NPM_PKGS[*]}"
 if [ "$(cat .peers/.installed 2>/dev/null)" != "$want" ]; then
   echo "install-peers: npm install ${want}"
   [ -f .peers/package.json ] || echo '{"private":true}' > .peers/package.json
-  npm install --prefix .peers --no-audit --no-fund --loglevel=error "${NPM_PKGS[@]}"
+  npm install --prefix .peers --save-exact --no-audit --no-fund --loglevel=error "${NPM_PKGS[@]}"
   echo "$want" > .peers/.installed
 fi

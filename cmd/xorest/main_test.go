@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseServe(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    []string // --xapi values
+		wantErr bool
+	}{
+		{name: "no pool", want: nil},
+		{name: "repeated flag", args: []string{"--xapi", "https://a", "--xapi", "https://b"},
+			env: map[string]string{"XOREST_XAPI_PASSWORD": "pw"}, want: []string{"https://a", "https://b"}},
+		{name: "from the environment", env: map[string]string{"XOREST_XAPI": "https://a, https://b", "XOREST_XAPI_PASSWORD": "pw"},
+			want: []string{"https://a", "https://b"}},
+		{name: "command line replaces the environment", args: []string{"--xapi=https://c"},
+			env: map[string]string{"XOREST_XAPI": "https://a", "XOREST_XAPI_PASSWORD": "pw"}, want: []string{"https://c"}},
+		{name: "pool without password", args: []string{"--xapi", "https://a"}, wantErr: true},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: true},
+		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+		{name: "bad boolean from env", env: map[string]string{"XOREST_XAPI_INSECURE": "maybe"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseServe(tt.args, envOf(tt.env))
+			if tt.wantErr {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("err = %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(cfg.xapi, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("xapi = %q, want %q", cfg.xapi, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenCommands(t *testing.T) {
+	ctx := context.Background()
+	env := envOf(map[string]string{"XOREST_TOKEN_STORE": "file:" + filepath.Join(t.TempDir(), "t.json")})
+	var out bytes.Buffer
+	if err := run(ctx, []string{"token", "create", "--description", "ci", "--expires-in", "1 hour"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimSpace(out.String())
+	if len(secret) != 43 {
+		t.Fatalf("secret %q: want 43 base64url characters", secret)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"token", "list"}, env, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), secret) {
+		t.Fatal("token list shows the secret")
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "ci") {
+		t.Fatalf("token list:\n%s", out.String())
+	}
+	id := strings.Fields(lines[1])[0]
+	if err := run(ctx, []string{"token", "revoke", id}, env, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	run(ctx, []string{"token", "list"}, env, &out, io.Discard)
+	if strings.Contains(out.String(), id) {
+		t.Fatalf("revoked token still listed:\n%s", out.String())
+	}
+	if err := run(ctx, []string{"token", "revoke", id}, env, io.Discard, io.Discard); err == nil {
+		t.Fatal("revoking an unknown token succeeded")
+	}
+	if err := run(ctx, []string{"token", "create", "--expires-in", "1 s"}, env, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Fatalf("too short validity: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu chan struct{}
+	b  bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.String()
+}
+
+func TestServeEmbeddedPool(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	env := envOf(map[string]string{"XOREST_TOKEN_STORE": "file:" + filepath.Join(t.TempDir(), "t.json")})
+	out := newSyncBuffer()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0"}, env, out, io.Discard) }()
+
+	re := regexp.MustCompile(`serving (http://\S+)\n.*shown once\): (\S+)`)
+	var m []string
+	for deadline := time.Now().Add(30 * time.Second); m == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve printed no URL and token:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		m = re.FindStringSubmatch(out.String())
+	}
+	base, token := m[1], m[2]
+
+	get := func(auth func(*http.Request)) int {
+		req, _ := http.NewRequest("GET", base, nil)
+		auth(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(func(*http.Request) {}); got != http.StatusUnauthorized {
+		t.Errorf("no credentials: %d, want 401", got)
+	}
+	if got := get(func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "authenticationToken", Value: token}) }); got != http.StatusOK {
+		t.Errorf("printed token: %d, want 200", got)
+	}
+	if got := get(func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }); got != http.StatusOK {
+		t.Errorf("bearer token: %d, want 200", got)
+	}
+	if got := get(func(r *http.Request) { r.SetBasicAuth("root", "wrong") }); got != http.StatusUnauthorized {
+		t.Errorf("wrong Basic password: %d, want 401", got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+}
