@@ -486,6 +486,43 @@ func sortedKeys[V any](e *encoder, m map[string]V) []string {
 
 func (e *encoder) release(ks []string) { e.free = append(e.free, ks) }
 
+// fieldOrder returns the datamodel order of class's fields (nil for a
+// class outside the schema).
+func fieldOrder(class string) []string {
+	cs, ok := Schema(class)
+	if !ok {
+		return nil
+	}
+	order := make([]string, len(cs.Fields))
+	for i := range cs.Fields {
+		order[i] = cs.Fields[i].Name
+	}
+	return order
+}
+
+// orderedFields calls fn for the fields of rec in datamodel order, as XAPI
+// emits records, then for any other field in sorted order. It avoids
+// sorting each of thousands of records' keys.
+func (e *encoder) orderedFields(order []string, rec Record, fn func(k string, v any)) {
+	seen := 0
+	for _, k := range order {
+		if v, ok := rec[k]; ok {
+			fn(k, v)
+			seen++
+		}
+	}
+	if seen == len(rec) {
+		return
+	}
+	ks := sortedKeys(e, rec)
+	for _, k := range ks {
+		if !slices.Contains(order, k) {
+			fn(k, rec[k])
+		}
+	}
+	e.release(ks)
+}
+
 func (e *encoder) fail(v any) {
 	if e.err == nil {
 		e.err = fmt.Errorf("xapisim: cannot encode a %T", v)
@@ -642,10 +679,16 @@ func (e *encoder) xmlValue(v any) {
 		e.xmlValue(map[string]any(v))
 	case liveRecords:
 		e.b = append(e.b, "<value><struct>"...)
+		order := fieldOrder(v.class)
 		v.each(func(ref string, rec Record) {
 			e.xmlMember(ref)
-			e.xmlValue(map[string]any(rec))
-			e.b = append(e.b, "</member>"...)
+			e.b = append(e.b, "<value><struct>"...)
+			e.orderedFields(order, rec, func(k string, x any) {
+				e.xmlMember(k)
+				e.xmlValue(x)
+				e.b = append(e.b, "</member>"...)
+			})
+			e.b = append(e.b, "</struct></value></member>"...)
 		})
 		e.b = append(e.b, "</struct></value>"...)
 	case map[string]any:
@@ -807,9 +850,17 @@ func (e *encoder) jsonValue(v any) {
 	case liveRecords:
 		e.b = append(e.b, '{')
 		i := 0
+		order := fieldOrder(v.class)
 		v.each(func(ref string, rec Record) {
 			e.jsonKey(i, ref)
-			e.jsonValue(map[string]any(rec))
+			e.b = append(e.b, '{')
+			j := 0
+			e.orderedFields(order, rec, func(k string, x any) {
+				e.jsonKey(j, k)
+				e.jsonValue(x)
+				j++
+			})
+			e.b = append(e.b, '}')
 			i++
 		})
 		e.b = append(e.b, '}')

@@ -1,6 +1,7 @@
 package xapisim
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 )
@@ -98,4 +99,30 @@ func TestImplicitMessages(t *testing.T) {
 		_, err = c.call("VM_appliance.get_record", s, ref)
 		wantFault(t, err, "HANDLE_INVALID", "VM_appliance", ref)
 	})
+}
+
+// TestRecordFieldOrder checks that get_all_records emits fields in the
+// datamodel's order, as XAPI does.
+func TestRecordFieldOrder(t *testing.T) {
+	srv, c := newTestServer(t)
+	s := c.login()
+	srv.DB.Write(func(tx *Tx) error {
+		rec := NewRecord("VM")
+		rec["name_label"] = "ordered"
+		tx.Create("VM", rec)
+		return nil
+	})
+	_, body := c.post("/", "text/xml", encodeCall("VM.get_all_records_where", s, `field "name__label" = "ordered"`))
+	cs, _ := Schema("VM")
+	last := -1
+	for _, f := range cs.Fields {
+		i := bytes.Index(body, []byte("<name>"+f.Name+"</name>"))
+		if i < 0 {
+			t.Fatalf("field %s missing", f.Name)
+		}
+		if i < last {
+			t.Fatalf("field %s out of datamodel order", f.Name)
+		}
+		last = i
+	}
 }
