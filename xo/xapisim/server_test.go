@@ -500,3 +500,15 @@ func TestDataPlaneHelpers(t *testing.T) {
 		t.Fatalf("task %v", rec)
 	}
 }
+
+func TestRestart(t *testing.T) {
+	srv, c := newTestServer(t)
+	s := c.login()
+	task := c.must("task.create", s, "t", "").(string)
+	srv.Restart()
+	_, err := c.call("pool.get_all", s)
+	wantFault(t, err, "SESSION_INVALID", s)
+	s = c.login()
+	_, err = c.call("task.get_record", s, task)
+	wantFault(t, err, "HANDLE_INVALID", "task", task)
+}

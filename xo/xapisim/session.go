@@ -118,3 +118,24 @@ func (s *Simulator) registerSession() {
 		return nil, nil
 	}})
 }
+
+// Restart simulates a toolstack (xapi) restart: every session and every
+// task is dropped, as XAPI persists neither, and running tasks are
+// cancelled. Clients then get SESSION_INVALID and must log in again.
+func (s *Simulator) Restart() {
+	s.cancelTasks()
+	s.tasksMu.Lock()
+	clear(s.tasks)
+	s.tasksMu.Unlock()
+	s.legacy.mu.Lock()
+	clear(s.legacy.subs)
+	s.legacy.mu.Unlock()
+	_ = s.DB.Write(func(tx *Tx) error {
+		for _, class := range []string{sessionClass, taskClass} {
+			for _, ref := range tx.All(class) {
+				tx.Delete(ref)
+			}
+		}
+		return nil
+	})
+}
