@@ -17,6 +17,7 @@ var classRegistrars = []func(*Simulator){
 	registerHost,
 	registerVM,
 	registerVMResources,
+	registerVMMigration,
 	registerVDI,
 	registerVBD,
 	registerVIF,

@@ -515,18 +515,23 @@ func canBootOn(tx *Tx, vm, host string) *Fault {
 		if !ok {
 			continue
 		}
-		sr := str(vdi, "SR")
-		srRec, _ := tx.GetClass("SR", sr)
-		seen := false
-		for _, pbd := range strSet(srRec, "PBDs") {
-			pr, _ := tx.GetClass("PBD", pbd)
-			seen = seen || (str(pr, "host") == host && pr["currently_attached"].(bool))
-		}
-		if !seen {
+		if sr := str(vdi, "SR"); !hostSeesSR(tx, host, sr) {
 			return NewFault("VM_REQUIRES_SR", vm, sr)
 		}
 	}
 	return nil
+}
+
+// hostSeesSR reports whether sr is plugged on host.
+func hostSeesSR(tx *Tx, host, sr string) bool {
+	srRec, _ := tx.GetClass("SR", sr)
+	for _, pbd := range strSet(srRec, "PBDs") {
+		pr, _ := tx.GetClass("PBD", pbd)
+		if str(pr, "host") == host && pr["currently_attached"].(bool) {
+			return true
+		}
+	}
+	return false
 }
 
 // pickHost chooses where a VM starts: its affinity if it can boot there,
@@ -1760,4 +1765,164 @@ func vmSetMemory(kind string) Handler {
 			return nil, nil
 		})
 	}
+}
+
+// registerVMMigration registers storage migration within the pool:
+// host.migrate_receive and VM.migrate_send.
+func registerVMMigration(s *Simulator) {
+	s.Register("host.migrate_receive", Method{Handler: hostMigrateReceive, Params: 3, Async: true})
+	s.Register("VM.migrate_send", Method{Handler: vmMigrateSend, Params: 8, Defaults: 2, Async: true})
+}
+
+// hostMigrateReceive implements host.migrate_receive(host, network,
+// options): the token VM.migrate_send takes, with XAPI's keys (SM, host,
+// xenops, session_id, master). The host needs an IP on network.
+func hostMigrateReceive(c *Call) (any, error) {
+	var out map[string]any
+	var err error
+	c.Sim.DB.Read(func(tx *Tx) {
+		var host, network string
+		if host, _, err = refArg(tx, c, 0, "host"); err != nil {
+			return
+		}
+		var nr Record
+		if network, nr, err = refArg(tx, c, 1, "network"); err != nil {
+			return
+		}
+		ip := ""
+		for _, pif := range strSet(nr, "PIFs") {
+			pr, _ := tx.GetClass("PIF", pif)
+			if str(pr, "host") != host {
+				continue
+			}
+			if ip = str(pr, "IP"); ip == "" {
+				err = NewFault("PIF_HAS_NO_NETWORK_CONFIGURATION", pif)
+				return
+			}
+		}
+		if ip == "" {
+			err = NewFault("HOST_CANNOT_ATTACH_NETWORK", host, network)
+			return
+		}
+		master := ip
+		for _, p := range tx.All("pool") {
+			pr, _ := tx.GetClass("pool", p)
+			if hr, ok := tx.GetClass("host", str(pr, "master")); ok {
+				master = str(hr, "address")
+			}
+		}
+		out = map[string]any{
+			"SM":         "http://" + ip + "/services/SM?session_id=" + c.Session,
+			"host":       host,
+			"xenops":     "http://" + ip + "/services/xenops?session_id=" + c.Session,
+			"session_id": c.Session,
+			"master":     "http://" + master + "/",
+		}
+	})
+	if _, ferr := c.Struct(2); ferr != nil {
+		return nil, ferr
+	}
+	return out, err
+}
+
+// vmMigrateSend implements VM.migrate_send(vm, dest, live, vdi_map,
+// vif_map, options[, vgpu_map, vdi_format_map]) within the pool: disks in
+// vdi_map move to their SR (new VDI refs, as storage motion makes), VIFs
+// in vif_map to their network, and a running VM to dest's host. Other
+// pools are not simulated.
+func vmMigrateSend(c *Call) (any, error) {
+	dest, err := c.Struct(1)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Bool(2); err != nil {
+		return nil, err
+	}
+	vdiMap, err := c.Struct(3)
+	if err != nil {
+		return nil, err
+	}
+	vifMap, err := c.Struct(4)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := dest["host"].(string)
+	return vmOperation(c, "migrate_send", func(tx *Tx, vm string) (any, error) {
+		if _, ok := tx.GetClass("host", host); !ok {
+			return nil, NewFault("HANDLE_INVALID", "host", host)
+		}
+		for vdi, sr := range vdiMap {
+			if _, ok := tx.GetClass("VDI", vdi); !ok {
+				return nil, NewFault("HANDLE_INVALID", "VDI", vdi)
+			}
+			if s, _ := sr.(string); !isRef(s) {
+				return nil, NewFault("HANDLE_INVALID", "SR", s)
+			} else if _, ok := tx.GetClass("SR", s); !ok {
+				return nil, NewFault("HANDLE_INVALID", "SR", s)
+			}
+		}
+		for vif, n := range vifMap {
+			ns, _ := n.(string)
+			if _, ok := tx.GetClass("VIF", vif); !ok {
+				return nil, NewFault("HANDLE_INVALID", "VIF", vif)
+			}
+			if _, ok := tx.GetClass("network", ns); !ok {
+				return nil, NewFault("HANDLE_INVALID", "network", ns)
+			}
+		}
+		now := c.Sim.Now()
+		rec, _ := tx.GetClass("VM", vm)
+		from := str(rec, "resident_on")
+		if isRef(from) && from != host {
+			if f := hostUsable(tx, host); f != nil {
+				return nil, f
+			}
+			// Every disk must be on an SR the destination sees once moved.
+			for _, vbd := range strSet(rec, "VBDs") {
+				br, _ := tx.GetClass("VBD", vbd)
+				vdi := str(br, "VDI")
+				vr, ok := tx.GetClass("VDI", vdi)
+				if !ok {
+					continue
+				}
+				sr := str(vr, "SR")
+				if to, ok := vdiMap[vdi].(string); ok {
+					sr = to
+				}
+				if !hostSeesSR(tx, host, sr) {
+					return nil, NewFault("VM_REQUIRES_SR", vm, sr)
+				}
+			}
+		}
+		for _, vdi := range slices.Sorted(maps.Keys(vdiMap)) {
+			sr := vdiMap[vdi].(string)
+			vr, _ := tx.GetClass("VDI", vdi)
+			if str(vr, "SR") == sr {
+				continue
+			}
+			moved := copyVDI(tx, vdi, "copy", sr, now)
+			for _, vbd := range slices.Clone(strSet(vr, "VBDs")) {
+				setRef(tx, vbd, "VDI", moved)
+			}
+			for _, sn := range slices.Clone(strSet(vr, "snapshots")) {
+				setRef(tx, sn, "snapshot_of", moved)
+			}
+			oldSR := str(vr, "SR")
+			deleteObject(tx, vdi)
+			updateSRUsage(tx, oldSR)
+			updateVDIAllowedOperations(tx, moved)
+		}
+		for _, vif := range slices.Sorted(maps.Keys(vifMap)) {
+			setRef(tx, vif, "network", vifMap[vif].(string))
+		}
+		if isRef(from) && from != host {
+			fr, _ := tx.GetClass("host", from)
+			hr, _ := tx.GetClass("host", host)
+			setField(tx, vm, "domid", nextDomid(tx, host))
+			setRef(tx, vm, "resident_on", host)
+			vmMessage(tx, now, vm, "VM_MIGRATED", fmt.Sprintf("migrated from host '%s' (uuid: %s) to host '%s' (uuid: %s)",
+				str(fr, "name_label"), str(fr, "uuid"), str(hr, "name_label"), str(hr, "uuid")))
+		}
+		return vm, nil
+	})
 }

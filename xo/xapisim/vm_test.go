@@ -813,3 +813,58 @@ func TestVMResources(t *testing.T) {
 		})
 	}
 }
+
+func TestVMMigrateSend(t *testing.T) {
+	m := Default()
+	m.SharedSRs = 0 // local storage only: moving hosts needs storage motion
+	tests := []struct {
+		name     string
+		moveDisk bool
+		want     string
+	}{
+		{"with storage motion", true, ""},
+		{"without moving the disk", false, "VM_REQUIRES_SR"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, session := newTestSim(t, m)
+			vm := byName(t, s, "VM", runningVM) // on host0, disk on host0's SR
+			h1 := byName(t, s, "host", "host1")
+			dest := mustCall(t, s, session, "host.migrate_receive", h1, byName(t, s, "network", "network0"), map[string]any{}).(map[string]any)
+			if dest["host"] != h1 || dest["session_id"] != session || !strings.HasPrefix(dest["SM"].(string), "http://192.168.0.11/services/SM") {
+				t.Fatalf("migrate_receive token %v", dest)
+			}
+			disk := vmDisks(t, s, get(t, s, vm))[0]
+			vif := strSet(get(t, s, vm), "VIFs")[0]
+			net1 := byName(t, s, "network", "network1")
+			vdiMap := map[string]any{}
+			if tc.moveDisk {
+				vdiMap[disk] = byName(t, s, "SR", "host1 local storage")
+			}
+			_, f := call(t, s, session, "VM.migrate_send", vm, dest, true, vdiMap, map[string]any{vif: net1}, map[string]any{})
+			if tc.want != "" {
+				if f == nil || f.Code != tc.want {
+					t.Fatalf("got %v, want %s", f, tc.want)
+				}
+				if str(get(t, s, vif), "network") == net1 {
+					t.Fatal("VIF moved although the migration failed")
+				}
+				return
+			}
+			if f != nil {
+				t.Fatal(f)
+			}
+			rec := get(t, s, vm)
+			if str(rec, "resident_on") != h1 || str(rec, "power_state") != "Running" {
+				t.Fatalf("VM on %s, %s", str(rec, "resident_on"), str(rec, "power_state"))
+			}
+			disks := vmDisks(t, s, rec)
+			if exists(s, disk) || len(disks) != 1 || str(get(t, s, disks[0]), "SR") != byName(t, s, "SR", "host1 local storage") {
+				t.Fatalf("disk not moved: %v", disks)
+			}
+			if str(get(t, s, vif), "network") != net1 {
+				t.Fatal("VIF not moved")
+			}
+		})
+	}
+}
