@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
 )
 
@@ -180,6 +181,13 @@ func describe(err error) (int, errorBody) {
 	if he, ok := errors.AsType[*Error](err); ok {
 		status, _ := kindOf(he)
 		return status, errorBody{Error: he.message(), Data: he.Data}
+	}
+	if nf, ok := errors.AsType[*xo.NotFoundError](err); ok {
+		typ := nf.Type
+		if typ == "" {
+			typ = "object"
+		}
+		return describe(NotFound(typ, nf.ID))
 	}
 	if xe, ok := errors.AsType[*xapi.Error](err); ok {
 		return describeXAPI(xe)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xorest/xorest/auth"
+	"github.com/xorest/xorest/xo"
 )
 
 // BasePath is the root of every route.
@@ -42,6 +43,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Tokens is the token store (required).
 	Tokens auth.Store
+	// Pools is the object cache of the XAPI pools the collections show.
+	// Nil serves every route, but the routes that need a pool answer 503.
+	Pools *xo.Pools
 	// VerifyBasic checks HTTP Basic credentials, typically by logging into
 	// XAPI, and accepts pool admins only. It returns nil when user may use
 	// the API. Its errors are rendered with the status table: an error
@@ -106,7 +110,7 @@ type respDoc struct {
 // routeTable returns every route xorest serves. Adding a route is adding a
 // row.
 func (s *server) routeTable() []route {
-	return []route{
+	routes := []route{
 		{
 			method: "GET", pattern: BasePath, handler: s.listCollections, tag: "root",
 			summary: "List the collections",
@@ -136,6 +140,10 @@ func (s *server) routeTable() []route {
 			resp:    respDoc{description: "The OpenAPI document", schema: map[string]any{"type": "object"}},
 		},
 	}
+	for _, c := range collections() {
+		routes = append(routes, s.collectionRoutes(c)...)
+	}
+	return append(routes, s.taskRoutes()...)
 }
 
 // collectionParams are the query parameters of every collection route.

@@ -47,6 +47,15 @@ func idString(id any) string {
 type mapper struct {
 	fields *Fields
 	href   func(map[string]any) string
+	noURL  bool // only href, no url (single objects)
+}
+
+// links returns the link members items get: href, and url unless noURL.
+func (m mapper) links() []string {
+	if m.noURL {
+		return []string{"href"}
+	}
+	return []string{"href", "url"}
 }
 
 // appendItem appends the item for obj.
@@ -62,13 +71,10 @@ func (m mapper) appendItem(b []byte, obj map[string]any, pretty bool, depth int)
 				keys = append(keys, k)
 			}
 		}
-		n := len(keys)
-		return appendObject(b, n+2, func(b []byte, i int) []byte {
-			switch i {
-			case n:
-				return appendValueAfterKey(appendString(b, "href"), href, pretty, depth)
-			case n + 1:
-				return appendValueAfterKey(appendString(b, "url"), href, pretty, depth)
+		n, links := len(keys), m.links()
+		return appendObject(b, n+len(links), func(b []byte, i int) []byte {
+			if i >= n {
+				return appendValueAfterKey(appendString(b, links[i-n]), href, pretty, depth)
 			}
 			return appendValueAfterKey(appendString(b, keys[i]), obj[keys[i]], pretty, depth)
 		}, pretty, depth)
@@ -93,13 +99,13 @@ func (m mapper) appendDirect(b []byte, obj map[string]any, href string, pretty b
 		b = appendValueAfterKey(b, v, pretty, depth)
 		b = append(b, ',')
 	}
-	for i, k := range [2]string{"href", "url"} {
+	for i, k := range m.links() {
+		if i > 0 {
+			b = append(b, ',')
+		}
 		b = appendNewline(b, pretty, depth+1)
 		b = appendString(b, k)
 		b = appendValueAfterKey(b, href, pretty, depth)
-		if i == 0 {
-			b = append(b, ',')
-		}
 	}
 	b = appendNewline(b, pretty, depth)
 	return append(b, '}')
@@ -117,8 +123,10 @@ func (m mapper) pickLinked(obj map[string]any, href string) *pickNode {
 		}
 		i++
 	}
-	p.keys = append(p.keys, "href", "url")
-	p.vals = append(p.vals, href, href)
+	for _, k := range m.links() {
+		p.keys = append(p.keys, k)
+		p.vals = append(p.vals, href)
+	}
 	return p
 }
 
@@ -195,6 +203,23 @@ func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter
 		sw.buf = append(sw.buf, ']')
 	}
 	return sw.flush()
+}
+
+// WriteObject answers one object as pretty JSON (XO's 2 spaces): the
+// whole object, or only the picked fields when fields is not nil (see
+// ParseFields; fields=* is the whole object), followed by href.
+func WriteObject(w http.ResponseWriter, fields *Fields, obj map[string]any, href string) error {
+	if fields == nil {
+		fields = &Fields{All: true}
+	}
+	m := mapper{fields: fields, href: func(map[string]any) string { return href }, noURL: true}
+	h := w.Header()
+	h.Set("Content-Type", contentJSON)
+	h.Set("X-Content-Type-Options", "nosniff")
+	if _, err := w.Write(m.appendItem(nil, obj, true, 0)); err != nil {
+		return fmt.Errorf("writing object: %w", err)
+	}
+	return nil
 }
 
 // streamWriter sends a byte buffer to the client in chunks.
