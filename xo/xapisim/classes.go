@@ -23,6 +23,7 @@ var classRegistrars = []func(*Simulator){
 	registerVIF,
 	registerSR,
 	registerNetwork,
+	registerBond,
 	registerMessage,
 }
 

@@ -227,6 +227,8 @@ var relations = []relation{
 	{class: "console", field: "VM", target: "VM", reverse: "consoles"},
 	{class: "VTPM", field: "VM", target: "VM", reverse: "VTPMs"},
 	{class: "VLAN", field: "tagged_PIF", target: "PIF", reverse: "VLAN_slave_of"},
+	{class: "Bond", field: "master", target: "PIF", reverse: "bond_master_of"},
+	{class: "PIF", field: "bond_slave_of", target: "Bond", reverse: "slaves"},
 }
 
 // isRef reports whether ref names an object (not "", NULL or a Ref:n id).

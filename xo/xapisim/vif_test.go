@@ -162,3 +162,52 @@ func TestCreateVLAN(t *testing.T) {
 		t.Fatalf("disable_ha: %v", f)
 	}
 }
+
+func TestBond(t *testing.T) {
+	s, session := newTestSim(t, Default())
+	h0 := byName(t, s, "host", "host0")
+	var members []any
+	for _, pif := range strSet(get(t, s, h0), "PIFs") {
+		members = append(members, pif)
+	}
+	n := mustCall(t, s, session, "network.create", map[string]any{"name_label": "bond", "other_config": map[string]any{}}).(string)
+	tests := []struct {
+		name    string
+		members []any
+		mode    string
+		want    string
+	}{
+		{"one member", members[:1], "", "PIF_BOND_NEEDS_MORE_MEMBERS"},
+		{"bad mode", members, "round-robin", "INVALID_VALUE"},
+		{"lacp", members, "lacp", ""},
+		{"already bonded", members, "", "PIF_ALREADY_BONDED"},
+	}
+	var bond string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, f := call(t, s, session, "Bond.create", n, tc.members, "", tc.mode, map[string]any{})
+			got := ""
+			if f != nil {
+				got = f.Code
+			} else {
+				bond = res.(string)
+			}
+			if got != tc.want {
+				t.Fatalf("got %v, want %q", f, tc.want)
+			}
+		})
+	}
+	rec := get(t, s, bond)
+	master := get(t, s, str(rec, "master"))
+	if str(master, "device") != "bond0" || !master["management"].(bool) || str(master, "IP") != "192.168.0.10" || str(master, "network") != n {
+		t.Fatalf("bond master %s management %v IP %s", str(master, "device"), master["management"], str(master, "IP"))
+	}
+	if len(strSet(rec, "slaves")) != 2 || str(rec, "mode") != "lacp" {
+		t.Fatalf("bond slaves %v mode %s", strSet(rec, "slaves"), str(rec, "mode"))
+	}
+	mustCall(t, s, session, "Bond.destroy", bond)
+	first := get(t, s, members[0].(string))
+	if isRef(str(first, "bond_slave_of")) || !first["management"].(bool) || exists(s, str(rec, "master")) {
+		t.Fatal("Bond.destroy did not restore the slaves")
+	}
+}
