@@ -434,3 +434,39 @@ func TestFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestFreshCoalesces checks that concurrent Fresh calls share catch-ups:
+// 40 callers while each event.from takes 50ms cost a handful of
+// event.from calls, not 40.
+func TestFreshCoalesces(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	orig, ok := srv.Method("event.from")
+	if !ok {
+		t.Fatal("no event.from")
+	}
+	var mu sync.Mutex
+	calls := 0
+	wrapped := orig
+	wrapped.Handler = func(c *xapisim.Call) (any, error) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		return orig.Handler(c)
+	}
+	srv.Register("event.from", wrapped)
+	srv.SetDelay("event.from", 50*time.Millisecond)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			if err := p.Fresh(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls == 0 || calls > 5 {
+		t.Errorf("40 concurrent Fresh calls made %d event.from calls, want 1 to 5", calls)
+	}
+}

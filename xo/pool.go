@@ -19,12 +19,11 @@ import (
 // that become XO objects, it holds the ones read through links (metrics,
 // guest metrics, bonds, certificates, updates, GPU types, VTPMs).
 func cachedClasses() []string {
-	return []string{
+	return []string{ // the usually big ones first
+		"VM", "VBD", "VDI", "VIF", "VM_metrics", "VM_guest_metrics", "message", "task",
 		"pool", "host", "host_metrics", "host_patch", "pool_update", "Certificate",
-		"VM", "VM_metrics", "VM_guest_metrics", "VBD", "VDI", "SR", "PBD", "SM",
-		"VIF", "PIF", "PIF_metrics", "Bond", "network",
+		"SR", "PBD", "SM", "PIF", "PIF_metrics", "Bond", "network",
 		"PCI", "PGPU", "VGPU", "VGPU_type", "GPU_group", "VTPM",
-		"message", "task",
 	}
 }
 
@@ -268,12 +267,18 @@ func (p *Pool) load(ctx context.Context) error {
 		return fmt.Errorf("pool %s: load: event.inject: %w", p.client.URL(), err)
 	}
 
+	// A few calls at a time, the big classes first (cachedClasses order):
+	// enough to keep the host and the decoder busy together, without
+	// holding every response in memory at once.
 	classes := cachedClasses()
 	results := make([]map[xapi.Ref]map[string]any, len(classes))
 	errs := make([]error, len(classes))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
 	for i, class := range classes {
+		sem <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-sem }()
 			results[i], errs[i] = p.client.GetAllRecords(ctx, class)
 		})
 	}
