@@ -13,8 +13,8 @@ import (
 // Seed and the model, so two simulators built from the same Model hold
 // identical objects.
 //
-// The zero value is an empty pool with one host; start from Default or
-// Large and change fields.
+// The zero value is a pool with one host (and its control domain) and
+// nothing else; start from Default or Large and change fields.
 type Model struct {
 	// PoolName is the pool's name_label. Default "pool0".
 	PoolName string
@@ -56,8 +56,9 @@ type Model struct {
 	// DiskSize is the virtual size in bytes of each guest's first disk.
 	// Default 10 GiB; xapisim flag --disk-size.
 	DiskSize int64
-	// Messages is the number of pool messages created (alarms, VM
-	// events). Default 3.
+	// Messages is the number of messages the inventory starts with (host
+	// alarms, VM events, pool notices). VM operations add XAPI's lifecycle
+	// messages (VM_STARTED, VM_SHUTDOWN, ...) as they run. Default 3.
 	Messages int
 	// GPUs adds one GPU PCI device, its PGPU, and a pool-wide GPU_group per
 	// host. Default true.

@@ -124,8 +124,10 @@ func vbdCreate(c *Call) (any, error) {
 			if _, ok := tx.GetClass("VDI", vdi); !ok {
 				return NewFault("HANDLE_INVALID", "VDI", vdi)
 			}
-		} else if !fields["empty"].(bool) || str(fields, "type") == "Disk" {
-			return NewFault("VBD_NOT_REMOVABLE_MEDIA", vdi)
+		} else if !fields["empty"].(bool) {
+			return NewFault("HANDLE_INVALID", "VDI", vdi)
+		} else if str(fields, "type") != "CD" {
+			return NewFault("VBD_NOT_REMOVABLE_MEDIA", "")
 		}
 		used := map[string]bool{}
 		for _, vbd := range strSet(vmRec, "VBDs") {
