@@ -3,6 +3,7 @@ package xapisim
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -124,5 +125,40 @@ func TestRecordFieldOrder(t *testing.T) {
 			t.Fatalf("field %s out of datamodel order", f.Name)
 		}
 		last = i
+	}
+}
+
+// TestDispatchTableMatchesDatamodel checks every registered method that
+// the datamodel knows against its signature there: parameter counts (which
+// MESSAGE_PARAMETER_COUNT_MISMATCH reports) and whether it takes a session.
+func TestDispatchTableMatchesDatamodel(t *testing.T) {
+	sim := New(Default())
+	checked := 0
+	for _, name := range sim.Methods() {
+		class, msg, _ := strings.Cut(name, ".")
+		cs, ok := Schema(class)
+		if !ok {
+			continue
+		}
+		ms, ok := cs.Message(msg)
+		if !ok {
+			continue // get_all_records_where and other hidden messages
+		}
+		checked++
+		m, _ := sim.Method(name)
+		if m.Params != ms.Params || m.Defaults != ms.Defaults || m.NoSession == ms.Session {
+			t.Errorf("%s: registered Params=%d Defaults=%d NoSession=%v; datamodel %d params, %d optional, session=%v",
+				name, m.Params, m.Defaults, m.NoSession, ms.Params, ms.Defaults, ms.Session)
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d methods checked", checked)
+	}
+	// A wrong registration is caught.
+	sim.Register("VM.start", Method{Params: 1})
+	m, _ := sim.Method("VM.start")
+	cs, _ := Schema("VM")
+	if ms, _ := cs.Message("start"); m.Params == ms.Params {
+		t.Fatal("schema says VM.start takes 1 param")
 	}
 }
