@@ -31,6 +31,10 @@ type conn struct {
 	recvDone chan struct{} // closed when the receiving goroutine has exited
 }
 
+// errCancelled is what reads sharing a connection with a cancelled read
+// get; the cancelled read itself returns its context's error.
+var errCancelled = errors.New("nbd: connection closed: a read on it was cancelled")
+
 // request is one READ in flight.
 type request struct {
 	off  int64
@@ -126,7 +130,7 @@ func (c *conn) receiveLoop(br *bufio.Reader) error {
 // connection, since NBD cannot cancel a request in flight; read then waits
 // for the receiving goroutine to let go of the buffers before it returns.
 func (c *conn) read(ctx context.Context, reqs []request) error {
-	stop := context.AfterFunc(ctx, func() { c.fail(ctx.Err()) })
+	stop := context.AfterFunc(ctx, func() { c.fail(errCancelled) })
 	defer stop()
 
 	msg := make([]byte, requestSize*len(reqs))

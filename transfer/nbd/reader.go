@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // ReaderOptions configure a Reader.
@@ -34,6 +35,7 @@ type Reader struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	clients []*Client
+	dead    []atomic.Bool // clients that failed for good
 	size    int64
 	nblocks int64
 	wg      sync.WaitGroup
@@ -109,8 +111,9 @@ func NewReader(ctx context.Context, opts ReaderOptions) (*Reader, error) {
 	jobs := make(chan *block)
 	r.wg.Add(1 + workers)
 	go r.produce(opts.Blocks, workers+2, jobs)
+	r.dead = make([]atomic.Bool, len(r.clients))
 	for w := range workers {
-		go r.work(r.clients[w%len(r.clients)], jobs)
+		go r.work(w%len(r.clients), jobs)
 	}
 	return r, nil
 }
@@ -164,14 +167,34 @@ func (r *Reader) produce(list []int64, maxBufs int, jobs chan<- *block) {
 	}
 }
 
-func (r *Reader) work(c *Client, jobs <-chan *block) {
+func (r *Reader) work(first int, jobs <-chan *block) {
 	defer r.wg.Done()
 	for b := range jobs {
-		if _, err := c.ReadAtContext(r.ctx, b.buf, b.idx*BlockSize); err != nil {
-			b.err = fmt.Errorf("nbd: reading block %d: %w", b.idx, err)
-		}
+		b.err = r.readBlock(first, b)
 		close(b.done)
 	}
+}
+
+// readBlock reads b through connection i or, when that one has failed for
+// good (its own reconnections exhausted), through the next live one, like
+// XO's MultiNbdClient evicts dead connections.
+func (r *Reader) readBlock(i int, b *block) error {
+	var last error
+	for range r.clients {
+		if !r.dead[i].Load() {
+			_, err := r.clients[i].ReadAtContext(r.ctx, b.buf, b.idx*BlockSize)
+			if err == nil {
+				return nil
+			}
+			if !retryable(r.ctx, err) {
+				return fmt.Errorf("nbd: reading block %d: %w", b.idx, err)
+			}
+			r.dead[i].Store(true)
+			last = err
+		}
+		i = (i + 1) % len(r.clients)
+	}
+	return fmt.Errorf("nbd: reading block %d: no connection left: %w", b.idx, last)
 }
 
 // Next returns the next block: its index and its data, BlockSize bytes

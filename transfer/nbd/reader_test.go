@@ -230,3 +230,32 @@ func TestVHDFromNBD(t *testing.T) {
 }
 
 var _ vhd.BlockSource = (*nbd.Reader)(nil)
+
+// TestReaderFailover kills one of two servers during a read: the blocks go
+// to the connection that is left and the result is still the whole disk.
+func TestReaderFailover(t *testing.T) {
+	const size = 32 << 20
+	path, data := randomFile(t, size, 14)
+	a := startNbdkit(t, false, "file", path)
+	b := startNbdkit(t, false, "file", path)
+	ea, eb := a.options(), b.options()
+	ea.Retries, ea.Backoff = 1, time.Millisecond
+	r := newReader(t, context.Background(), nbd.ReaderOptions{Endpoints: []nbd.Options{ea, eb}, Connections: 2, Depth: 1})
+	var got []byte
+	for {
+		idx, blk, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idx == 0 {
+			a.kill()
+		}
+		got = append(got, blk...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("data read with a failover differs from the file")
+	}
+}
