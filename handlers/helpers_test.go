@@ -77,7 +77,7 @@ type fixture struct {
 	now   time.Time
 }
 
-func newFixture(t *testing.T, mod ...func(*Config)) *fixture {
+func newFixture(t testing.TB, mod ...func(*Config)) *fixture {
 	t.Helper()
 	store, err := auth.NewFileStore(filepath.Join(t.TempDir(), "tokens.json"))
 	if err != nil {
@@ -115,7 +115,7 @@ func (f *fixture) advance(d time.Duration) {
 }
 
 // mint stores a token for user valid for validity and returns its secret.
-func (f *fixture) mint(t *testing.T, user string, validity time.Duration) string {
+func (f *fixture) mint(t testing.TB, user string, validity time.Duration) string {
 	t.Helper()
 	secret, tok, err := auth.New(auth.NewParams{User: user, Validity: validity, Now: f.clock()})
 	if err != nil {
@@ -128,7 +128,7 @@ func (f *fixture) mint(t *testing.T, user string, validity time.Duration) string
 }
 
 // do serves one request; opts adjust it.
-func (f *fixture) do(t *testing.T, method, target string, body io.Reader, opts ...func(*http.Request)) *httptest.ResponseRecorder {
+func (f *fixture) do(t testing.TB, method, target string, body io.Reader, opts ...func(*http.Request)) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, target, body)
 	for _, o := range opts {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/xorest/xorest/auth"
 	"github.com/xorest/xorest/handlers"
+	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
 	"github.com/xorest/xorest/xo/xapisim"
 )
@@ -117,9 +118,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
 		}
 	}
+	pools, err := xo.New(xo.Config{XAPI: opts})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := pools.Close(cctx); err != nil {
+			log.Warn("closing the XAPI sessions", "error", err)
+		}
+	}()
 	h, err := handlers.New(handlers.Config{
 		Logger:      log,
 		Tokens:      store,
+		Pools:       pools,
 		VerifyBasic: verifyBasic(opts[0]),
 	})
 	if err != nil {
@@ -130,7 +143,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Watch streams and task waits last until the client leaves: at
+	// shutdown, requests get shutdownGrace to finish, then their contexts
+	// are cancelled so that streams end too.
+	baseCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
+	}
+	srv.RegisterOnShutdown(func() { time.AfterFunc(shutdownGrace, cancelRequests) })
 	base := "http://" + ln.Addr().String() + handlers.BasePath
 	fmt.Fprintf(stdout, "xorest: serving %s\n", base)
 	if printToken != "" {
@@ -153,6 +175,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	return nil
 }
+
+// shutdownGrace is how long requests may run on after a shutdown starts
+// before their contexts are cancelled.
+const shutdownGrace = 5 * time.Second
 
 // verifyBasic checks HTTP Basic credentials by logging into the pool with
 // them; only pool admins (the local superuser, or a subject whose session
