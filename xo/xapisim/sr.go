@@ -228,6 +228,17 @@ func updateSRUsage(tx *Tx, sr string) {
 	setField(tx, sr, "physical_utilisation", phys)
 }
 
+// addSRUsage adds a new VDI's sizes to the usage of sr, which
+// updateSRUsage keeps equal to the sums over the SR's VDIs.
+func addSRUsage(tx *Tx, sr string, virt, phys int64) {
+	rec, ok := tx.GetClass("SR", sr)
+	if !ok {
+		return
+	}
+	setField(tx, sr, "virtual_allocation", rec["virtual_allocation"].(int64)+virt)
+	setField(tx, sr, "physical_utilisation", rec["physical_utilisation"].(int64)+phys)
+}
+
 // srPlugged reports whether some host has the SR plugged.
 func srPlugged(tx *Tx, rec Record) bool {
 	for _, pbd := range strSet(rec, "PBDs") {
