@@ -54,6 +54,7 @@ func BenchmarkWarmFresh(b *testing.B) {
 	}{{"Default", xapisim.Default()}, {"Large", xapisim.Large()}} {
 		b.Run(m.name, func(b *testing.B) {
 			_, p := newPool(b, m.model)
+			defer reportCPU(b)()
 			for b.Loop() {
 				if err := p.Fresh(b.Context()); err != nil {
 					b.Fatal(err)
@@ -70,12 +71,15 @@ func BenchmarkTransform(b *testing.B) {
 	_, p := newPool(b, xapisim.Large())
 	b.Run("VM", func(b *testing.B) {
 		n := 0
+		start := cpuTime()
 		for b.Loop() {
 			n = p.TransformClass("VM")
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/VM")
+		b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N*n), "cpu-ns/VM")
 	})
 	b.Run("all", func(b *testing.B) {
+		defer reportCPU(b)()
 		for b.Loop() {
 			p.BuildAll()
 		}

@@ -470,3 +470,31 @@ func TestFreshCoalesces(t *testing.T) {
 		t.Errorf("40 concurrent Fresh calls made %d event.from calls, want 1 to 5", calls)
 	}
 }
+
+// TestSessionLoss restarts the simulated toolstack (every session and
+// task dropped): the client logs in again by itself, the cache reloads,
+// subscribers get a reset, and the watch loop goes on delivering changes.
+func TestSessionLoss(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	sub := p.Watch(xo.WatchOptions{Kinds: []string{"VM"}})
+	defer sub.Close()
+	before := p.Client().Session()
+	srv.Restart()
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.Client().Session() == before {
+		t.Fatal("session unchanged after the restart")
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "reset" })
+	vm := vmByName(t, p, "VM", "vm5")
+	other := newClient(t, srv)
+	if _, err := other.Call(ctx, "VM.set_name_label", xapi.Ref(vm["_xapiRef"].(string)), "after restart"); err != nil {
+		t.Fatal(err)
+	}
+	c := waitFor(t, sub, func(c xo.Change) bool { return c.Op == "update" && c.ID == vm["id"] })
+	if c.Object["name_label"] != "after restart" {
+		t.Errorf("got %v", c.Object["name_label"])
+	}
+}

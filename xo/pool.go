@@ -274,7 +274,7 @@ func (p *Pool) load(ctx context.Context) error {
 	results := make([]map[xapi.Ref]map[string]any, len(classes))
 	errs := make([]error, len(classes))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0)+1)
+	sem := make(chan struct{}, max(4, runtime.GOMAXPROCS(0)+1))
 	for i, class := range classes {
 		sem <- struct{}{}
 		wg.Go(func() {
