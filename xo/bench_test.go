@@ -92,7 +92,7 @@ func BenchmarkTransform(b *testing.B) {
 func reportCPU(b *testing.B) func() {
 	start := cpuTime()
 	return func() {
-		b.ReportMetric((cpuTime() - start).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((cpuTime()-start).Seconds()/float64(b.N), "cpu-s/op")
 	}
 }
 
