@@ -72,8 +72,8 @@ func (o *Options) retries() int {
 	return o.Retries
 }
 
-// dial connects and runs the handshake.
-func (o *Options) dial(ctx context.Context) (*conn, error) {
+// connect opens the transport and runs the handshake (see handshake for meta).
+func (o *Options) connect(ctx context.Context, meta bool) (net.Conn, export, error) {
 	network := o.Network
 	if network == "" {
 		network = "tcp"
@@ -84,11 +84,20 @@ func (o *Options) dial(ctx context.Context) (*conn, error) {
 	}
 	nc, err := dial(ctx, network, o.Address)
 	if err != nil {
-		return nil, fmt.Errorf("nbd: %w", err)
+		return nil, export{}, fmt.Errorf("nbd: %w", err)
 	}
-	tc, ex, err := handshake(ctx, nc, o)
+	tc, ex, err := handshake(ctx, nc, o, meta)
 	if err != nil {
 		nc.Close()
+		return nil, export{}, err
+	}
+	return tc, ex, nil
+}
+
+// dial connects for reading.
+func (o *Options) dial(ctx context.Context) (*conn, error) {
+	tc, ex, err := o.connect(ctx, false)
+	if err != nil {
 		return nil, err
 	}
 	return newConn(tc, ex), nil

@@ -110,7 +110,7 @@ func (c *conn) receiveLoop(br *bufio.Reader) error {
 			return protoErr("reply for unknown handle %d", handle)
 		}
 		if errno != 0 {
-			r.done <- &Error{Errno: errno, Offset: r.off, Length: uint32(len(r.buf))}
+			r.done <- &Error{Command: "READ", Errno: errno, Offset: r.off, Length: uint32(len(r.buf))}
 			continue
 		}
 		if _, err := io.ReadFull(br, r.buf); err != nil {

@@ -17,6 +17,9 @@ var (
 	ErrTLSRefused = errors.New("nbd: server refused STARTTLS")
 	// ErrUnknownExport reports an export name the server does not serve.
 	ErrUnknownExport = errors.New("nbd: unknown export")
+	// ErrNoBlockStatus reports a server without base:allocation block
+	// status (xapi-nbd): the allocation of the export is unknown.
+	ErrNoBlockStatus = errors.New("nbd: server offers no base:allocation block status")
 	// ErrClosed reports use of a closed Client or Reader.
 	ErrClosed = errors.New("nbd: client closed")
 )
@@ -72,16 +75,18 @@ func (e Errno) transient() bool {
 
 // Error is an error reply of the server to a command.
 type Error struct {
+	// Command is "READ" or "BLOCK_STATUS".
+	Command string
 	// Errno is the error number the server sent.
 	Errno Errno
-	// Offset and Length describe the failed READ.
+	// Offset and Length describe the failed command.
 	Offset int64
 	Length uint32
 }
 
 // Error returns e.g. "nbd: READ of 512 bytes at 1000: server error EINVAL".
 func (e *Error) Error() string {
-	return fmt.Sprintf("nbd: READ of %d bytes at %d: server error %v", e.Length, e.Offset, e.Errno)
+	return fmt.Sprintf("nbd: %s of %d bytes at %d: server error %v", e.Command, e.Length, e.Offset, e.Errno)
 }
 
 // OptionError is an error reply of the server to a handshake option.
@@ -125,6 +130,10 @@ func optName(o uint32) string {
 		return "NBD_OPT_STARTTLS"
 	case optGo:
 		return "NBD_OPT_GO"
+	case optStructuredReply:
+		return "NBD_OPT_STRUCTURED_REPLY"
+	case optSetMetaContext:
+		return "NBD_OPT_SET_META_CONTEXT"
 	}
 	return fmt.Sprintf("%d", o)
 }

@@ -102,11 +102,41 @@ func FuzzReplies(f *testing.F) {
 	f.Add(new(serverScript).greeting(1).optReply(7, 1<<31|1, nil).exportReply(1<<20, true).reply(0, 77, 10).b)
 	f.Add(new(serverScript).greeting(1).optReply(7, 1<<31|1, nil).exportReply(1<<20, true).reply(0, 1, 4608).reply(0, 1, 512).b)
 
+	// nbdkit with block status: structured replies, base:allocation as
+	// context 7, then two BLOCK_STATUS replies (data, then hole+zero).
+	status := func(handle uint64, done bool, extents ...uint32) []byte {
+		b := binary.BigEndian.AppendUint32(nil, 0x668e33ef)
+		flags := uint16(0)
+		if done {
+			flags = 1
+		}
+		b = binary.BigEndian.AppendUint16(b, flags)
+		b = binary.BigEndian.AppendUint16(b, 5)
+		b = binary.BigEndian.AppendUint64(b, handle)
+		b = binary.BigEndian.AppendUint32(b, uint32(4+4*len(extents)))
+		b = binary.BigEndian.AppendUint32(b, 7)
+		for _, e := range extents {
+			b = binary.BigEndian.AppendUint32(b, e)
+		}
+		return b
+	}
+	meta := new(serverScript).greeting(3).optReply(8, 1, nil).
+		optReply(10, 4, append(binary.BigEndian.AppendUint32(nil, 7), "base:allocation"...)).optReply(10, 1, nil).
+		optReply(7, 3, info(0, uint64(6<<20), uint16(0x10b))).optReply(7, 1, nil)
+	meta.b = append(meta.b, status(1, true, 3<<20, 0, 1<<20, 3)...)
+	meta.b = append(meta.b, status(2, false, 2<<20, 3)...)
+	meta.b = append(meta.b, new(serverScript).reply(5, 2, 0).b...)
+	f.Add(meta.b)
+
 	f.Fuzz(func(t *testing.T, script []byte) {
 		opts := nbd.Options{Address: "fuzz", Retries: -1,
 			Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				return &scriptConn{r: bytes.NewReader(script)}, nil
 			}}
+		size, blocks, err := nbd.AllocatedBlocks(context.Background(), opts)
+		if err == nil && int64(len(blocks)) > (size+nbd.BlockSize-1)/nbd.BlockSize {
+			t.Fatalf("%d blocks for a size of %d", len(blocks), size)
+		}
 		c, err := nbd.Dial(context.Background(), opts)
 		if err != nil {
 			return

@@ -21,6 +21,8 @@ type export struct {
 	align, maxReq int64
 	// tls says whether the connection is encrypted.
 	tls bool
+	// metaID is the id of the base:allocation context, when negotiated.
+	metaID uint32
 }
 
 // maxOptReplies bounds the number of replies the client reads for one option.
@@ -29,11 +31,15 @@ const maxOptReplies = 64
 // handshake runs the fixed newstyle negotiation on nc and returns the
 // connection to use for the transmission phase (a *tls.Conn after
 // STARTTLS). ctx interrupts it.
-func handshake(ctx context.Context, nc net.Conn, opts *Options) (net.Conn, export, error) {
+//
+// With meta, the handshake also negotiates structured replies and the
+// base:allocation metadata context, which need NBD_OPT_GO; a server that
+// lacks any of them gives an error matching ErrNoBlockStatus.
+func handshake(ctx context.Context, nc net.Conn, opts *Options, meta bool) (net.Conn, export, error) {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	h := &handshaker{conn: nc}
-	ex, err := h.run(ctx, opts)
+	ex, err := h.run(ctx, opts, meta)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
@@ -63,7 +69,7 @@ func (h *handshaker) read(n int) ([]byte, error) {
 	return h.buf[:n], nil
 }
 
-func (h *handshaker) run(ctx context.Context, opts *Options) (export, error) {
+func (h *handshaker) run(ctx context.Context, opts *Options, meta bool) (export, error) {
 	be := binary.BigEndian
 	b, err := h.read(16)
 	if err != nil {
@@ -103,6 +109,17 @@ func (h *handshaker) run(ctx context.Context, opts *Options) (export, error) {
 			return export{}, err
 		}
 		ex.tls = true
+	}
+	if meta {
+		var err error
+		if ex.metaID, err = h.metaContext(opts.ExportName); err != nil {
+			return export{}, err
+		}
+		ok, err := h.optGo(opts.ExportName, &ex)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: NBD_OPT_GO is not supported", ErrNoBlockStatus)
+		}
+		return ex, err
 	}
 	if !opts.ExportNameOnly {
 		ok, err := h.optGo(opts.ExportName, &ex)
@@ -283,4 +300,53 @@ func (h *handshaker) exportName(name string, ex *export) error {
 	}
 	ex.flags = binary.BigEndian.Uint16(b[8:])
 	return nil
+}
+
+// metaContext negotiates structured replies and the base:allocation
+// metadata context, and returns the context's id.
+func (h *handshaker) metaContext(name string) (uint32, error) {
+	be := binary.BigEndian
+	if err := h.sendOption(optStructuredReply, nil); err != nil {
+		return 0, err
+	}
+	typ, p, err := h.optReply(optStructuredReply)
+	if err != nil {
+		return 0, err
+	}
+	if typ != repAck {
+		return 0, fmt.Errorf("%w: %w", ErrNoBlockStatus, optError(optStructuredReply, typ, p))
+	}
+	payload := be.AppendUint32(nil, uint32(len(name)))
+	payload = append(payload, name...)
+	payload = be.AppendUint32(payload, 1)
+	payload = be.AppendUint32(payload, uint32(len(contextAllocation)))
+	payload = append(payload, contextAllocation...)
+	if err := h.sendOption(optSetMetaContext, payload); err != nil {
+		return 0, err
+	}
+	var id uint32
+	found := false
+	for range maxOptReplies {
+		typ, p, err := h.optReply(optSetMetaContext)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case typ == repMetaContext:
+			if len(p) < 4 {
+				return 0, protoErr("NBD_REP_META_CONTEXT of %d bytes", len(p))
+			}
+			if string(p[4:]) == contextAllocation {
+				id, found = be.Uint32(p), true
+			}
+		case typ == repAck:
+			if !found {
+				return 0, fmt.Errorf("%w: no %s context", ErrNoBlockStatus, contextAllocation)
+			}
+			return id, nil
+		default:
+			return 0, fmt.Errorf("%w: %w", ErrNoBlockStatus, optError(optSetMetaContext, typ, p))
+		}
+	}
+	return 0, protoErr("more than %d replies to NBD_OPT_SET_META_CONTEXT", maxOptReplies)
 }

@@ -16,13 +16,16 @@ const (
 	flagFixedNewstyle = 1 << 0
 	flagNoZeroes      = 1 << 1
 
-	optExportName = 1
-	optAbort      = 2
-	optStartTLS   = 5
-	optGo         = 7
+	optExportName      = 1
+	optAbort           = 2
+	optStartTLS        = 5
+	optGo              = 7
+	optStructuredReply = 8
+	optSetMetaContext  = 10
 
-	repAck  = 1
-	repInfo = 3
+	repAck         = 1
+	repInfo        = 3
+	repMetaContext = 4
 
 	// repFlagError marks an error reply to an option.
 	repFlagError  = 1 << 31
@@ -34,8 +37,18 @@ const (
 	infoExport    = 0
 	infoBlockSize = 3
 
-	cmdRead = 0
-	cmdDisc = 2
+	cmdRead        = 0
+	cmdDisc        = 2
+	cmdBlockStatus = 7
+
+	replyFlagDone    = 1
+	replyTypeNone    = 0
+	replyTypeStatus  = 5
+	replyTypeError   = 1<<15 | 1
+	replyTypeErrorAt = 1<<15 | 2
+	stateZero        = 1 << 1
+
+	contextAllocation = "base:allocation"
 
 	requestSize = 28
 	replySize   = 16

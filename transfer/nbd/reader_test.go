@@ -259,3 +259,61 @@ func TestReaderFailover(t *testing.T) {
 		t.Fatal("data read with a failover differs from the file")
 	}
 }
+
+// TestAllocatedBlocks asks nbdkit for the allocation of sparse exports and
+// checks that xapi-like servers (no structured replies) say they cannot.
+func TestAllocatedBlocks(t *testing.T) {
+	const size = 40<<20 + 4096
+	path := filepath.Join(t.TempDir(), "sparse.raw")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	// Data: all of block 0, 4 KiB inside block 5, the end of block 9 and
+	// the start of block 10, the 4 KiB of the last, partial block 20.
+	for _, w := range []struct{ off, n int64 }{{0, 2 << 20}, {5<<20 + 8192, 4096}, {20<<20 - 4096, 8192}, {40 << 20, 4096}} {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, int(w.n)), w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{0, 2, 9, 10, 20}
+	cases := []struct {
+		name    string
+		args    []string
+		want    []int64
+		wantErr error
+	}{
+		{"file", []string{"file", path}, want, nil},
+		// 64 KiB requests: the blocks come from many BLOCK_STATUS round trips.
+		{"file, small extents", []string{"--filter=blocksize", "file", path, "maxlen=65536"}, want, nil},
+		{"memory, all zero", []string{"memory", "size=8M"}, nil, nil},
+		{"no structured replies", []string{"--no-sr", "file", path}, nil, nbd.ErrNoBlockStatus},
+		{"no fixed newstyle", []string{"--mask-handshake=0", "file", path}, nil, nbd.ErrProtocol},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startNbdkit(t, false, tc.args...)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			gotSize, got, err := nbd.AllocatedBlocks(ctx, s.options())
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("blocks %v, want %v (size %d)", got, tc.want, gotSize)
+			}
+		})
+	}
+}
