@@ -186,8 +186,11 @@ func (c *Client) ReadAtContext(ctx context.Context, p []byte, off int64) (int, e
 				return n, eof
 			}
 		}
-		if attempt >= c.opts.retries() || !retryable(ctx, err) {
+		if !retryable(ctx, err) {
 			return 0, err
+		}
+		if attempt >= c.opts.retries() {
+			return 0, fmt.Errorf("%w (%d attempts)", err, attempt+1)
 		}
 		if cn != nil {
 			c.drop(cn)
