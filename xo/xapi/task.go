@@ -40,7 +40,7 @@ func (c *Client) CallAsyncWait(ctx context.Context, method string, args ...any) 
 		return nil, err
 	}
 	v, err := c.WaitTask(ctx, task)
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("task %s (%s): %w", task, method, err)
 	}
 	// best effort, like XO: a task left behind is reaped by XAPI's GC
