@@ -1,7 +1,8 @@
 // Benchmark peer for package filter: times the npm complex-matcher over the
 // objects given on stdin. Input: {"filter", "objects", "minMillis"}.
-// Output: {"nsPerPass", "matches", "passes"}, a pass being one match of the
-// filter against every object.
+// Output: {"nsPerPass", "cpuNsPerPass", "matches", "passes"}, a pass being
+// one match of the filter against every object; cpuNsPerPass is the process
+// CPU time (user + system) per pass.
 'use strict'
 
 const CM = require('complex-matcher')
@@ -20,6 +21,7 @@ function main(input) {
   let matches = 0
   for (let i = 0; i < 5; i++) matches = pass()
   let passes = 0
+  const startCPU = process.cpuUsage()
   const start = process.hrtime.bigint()
   let elapsed = 0n
   const min = BigInt(minMillis) * 1000000n
@@ -28,7 +30,9 @@ function main(input) {
     passes++
     elapsed = process.hrtime.bigint() - start
   }
-  process.stdout.write(JSON.stringify({ nsPerPass: Number(elapsed) / passes, matches, passes }))
+  const cpu = process.cpuUsage(startCPU)
+  const cpuNs = (cpu.user + cpu.system) * 1000
+  process.stdout.write(JSON.stringify({ nsPerPass: Number(elapsed) / passes, cpuNsPerPass: cpuNs / passes, matches, passes }))
 }
 
 let input = ''
