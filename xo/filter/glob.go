@@ -3,7 +3,6 @@ package filter
 import (
 	"regexp"
 	"strings"
-	"unicode/utf8"
 )
 
 // globMatcher implements complex-matcher's glob: the pattern split on "*",
@@ -64,48 +63,42 @@ func (g *globMatcher) match(s string) bool {
 	if len(g.lower) == 0 {
 		return true // only stars: ".*" matches the empty string
 	}
-	if g.ascii {
+	parts, index := g.lower, indexFoldASCII
+	if !g.ascii {
 		// Canonicalize never maps a non-ASCII character to an ASCII one, so
-		// ASCII parts can be searched in s itself.
-		if isASCII(s) {
-			return matchLines(s, g.lower, indexFoldASCII, indexLineTerminatorASCII)
-		}
-		return matchLines(s, g.lower, indexFoldASCII, indexLineTerminator)
+		// ASCII parts are searched in s itself, other parts in its
+		// canonical form.
+		s, parts, index = canonicalizeString(s), g.canon, strings.Index
 	}
-	return matchLines(canonicalizeString(s), g.canon, strings.Index, indexLineTerminator)
-}
-
-func indexLineTerminatorASCII(s string) (int, int) {
-	return strings.IndexAny(s, "\n\r"), 1
-}
-
-func indexLineTerminator(s string) (int, int) {
-	i := strings.IndexFunc(s, isLineTerminator)
-	if i < 0 {
-		return i, 0
-	}
-	_, size := utf8.DecodeRuneInString(s[i:])
-	return i, size
-}
-
-// matchLines reports whether the parts occur in order within one line of s.
-func matchLines(s string, parts []string, index func(s, sub string) int, lineEnd func(string) (int, int)) bool {
-	for len(s) > 0 {
-		line := s
-		end, size := lineEnd(s)
-		if end >= 0 {
-			line = s[:end]
-			s = s[end+size:]
-		} else {
-			s = ""
-		}
+	for {
+		line, rest, more := cutLine(s)
 		if matchParts(line, parts, index) {
 			return true
 		}
+		if !more {
+			return false
+		}
+		s = rest
 	}
-	return false
 }
 
+// cutLine splits s at its first JavaScript line terminator (\n, \r, U+2028,
+// U+2029).
+func cutLine(s string) (line, rest string, found bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n', '\r':
+			return s[:i], s[i+1:], true
+		case 0xe2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
+			if i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) {
+				return s[:i], s[i+3:], true
+			}
+		}
+	}
+	return s, "", false
+}
+
+// matchParts reports whether the parts occur in order in line.
 func matchParts(line string, parts []string, index func(s, sub string) int) bool {
 	for _, p := range parts {
 		i := index(line, p)
