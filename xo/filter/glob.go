@@ -33,14 +33,26 @@ func newGlobMatcher(pattern string) globMatcher {
 	return g
 }
 
-// globRegexp compiles the glob as complex-matcher does, for the patterns the
-// line-by-line search cannot handle. Case folding is then RE2's.
+// globRegexp compiles the glob as complex-matcher does (lodash escapeRegExp
+// on each part, joined with ".*", flag i), for the patterns the line-by-line
+// search cannot handle; Parse never builds such globs, NewGlob may.
 func globRegexp(pattern string) *regexp.Regexp {
 	parts := strings.Split(pattern, "*")
 	for i, p := range parts {
-		parts[i] = regexp.QuoteMeta(p)
+		var b strings.Builder
+		for _, r := range p {
+			if strings.ContainsRune(`\^$.*+?()[]{}|`, r) {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		parts[i] = b.String()
 	}
-	return regexp.MustCompile("(?i)" + strings.Join(parts, `[^\n\r\x{2028}\x{2029}]*`))
+	re, err := translateRegExp(strings.Join(parts, ".*"), "i")
+	if err != nil { // an escaped text is always valid: only RE2 limits
+		return regexp.MustCompile(`[^\x{0}-\x{10ffff}]`)
+	}
+	return re
 }
 
 func isLineTerminator(r rune) bool {
@@ -58,7 +70,7 @@ func canonicalizeString(s string) string {
 
 func (g *globMatcher) match(s string) bool {
 	if g.re != nil {
-		return g.re.MatchString(s)
+		return g.re.MatchString(jsUnits(s))
 	}
 	if len(g.lower) == 0 {
 		return true // only stars: ".*" matches the empty string
