@@ -48,9 +48,11 @@ func (e *SyntaxError) Error() string { return e.Msg }
 // Unwrap returns Err.
 func (e *SyntaxError) Unwrap() error { return e.Err }
 
-// Parse parses a filter. It accepts exactly what complex-matcher 1.1.1's
-// parse accepts and builds the same tree; see the package documentation for
-// the grammar.
+// Parse parses a filter. It accepts what complex-matcher 1.1.1's parse
+// accepts and builds the same tree, except regular expressions that RE2
+// cannot run (ErrUnsupportedRegExp) and nesting deeper than MaxDepth
+// (ErrTooDeep); it rejects what complex-matcher rejects, with the same
+// message. See the package documentation for the grammar.
 func Parse(s string) (Node, error) {
 	p := parser{in: s}
 	pos, _ := p.ws(0)
