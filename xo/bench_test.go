@@ -30,6 +30,19 @@ func BenchmarkColdLoad(b *testing.B) {
 			}
 		}
 	})
+	// The same classes the cache loads, fetched one after the other and
+	// not transformed: what any gateway building complete VM objects
+	// (links, metrics, $container) must fetch.
+	b.Run("bare-all-classes", func(b *testing.B) {
+		defer reportCPU(b)()
+		for b.Loop() {
+			for _, class := range xo.CachedClasses() {
+				if _, err := c.GetAllRecords(b.Context(), class); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 	b.Run("xo.Pool", func(b *testing.B) {
 		defer reportCPU(b)()
 		for b.Loop() {

@@ -28,3 +28,6 @@ func (p *Pool) BuildAll() int {
 	defer p.mu.RUnlock()
 	return len(buildAll(&p.st))
 }
+
+// CachedClasses lists the classes a Pool loads.
+func CachedClasses() []string { return cachedClasses() }

@@ -130,6 +130,10 @@ func newSubscription(opts WatchOptions) *Subscription {
 // Changes applied by Fresh calls are delivered too. A subscriber of a cold
 // pool first gets a "reset" when the loop loads it. The subscription ends
 // with Close, when its queue overflows, or when the pool is closed.
+//
+// To send a snapshot followed by changes without a gap, subscribe first,
+// then Fresh and list: a change may then arrive twice (in the list and
+// as an update), never not at all.
 func (p *Pool) Watch(opts WatchOptions) *Subscription {
 	s := newSubscription(opts)
 	p.attach(s)
