@@ -57,7 +57,7 @@ const recordHint = "\x00record"
 
 const (
 	maxInterned    = 1 << 16 // bound on each intern table
-	maxInternedLen = 40      // longer strings are not interned (refs are 46 bytes)
+	maxInternedLen = 16      // longer strings are not interned: rarely repeated (refs are 46 bytes)
 )
 
 func newDecoder(r io.Reader) *decoder {
@@ -278,25 +278,36 @@ func (d *decoder) member() (name string, ok bool, err error) {
 // not (refs as keys of a records map, which are all different).
 func (d *decoder) memberName(intern bool) (name string, ok bool, err error) {
 	s := d.s
-	k, err := s.tag()
-	if err != nil {
-		return "", false, err
+	if !s.exact(false, "member") {
+		k, err := s.tag()
+		if err != nil {
+			return "", false, err
+		}
+		if k == tagClose && s.is("struct") {
+			return "", false, nil
+		}
+		if k != tagOpen || !s.is("member") {
+			return "", false, s.errSyntax("expected <member>, found %s", tagString(k, string(s.tagName())))
+		}
 	}
-	if k == tagClose && s.is("struct") {
-		return "", false, nil
+	if !s.exact(false, "name") {
+		k, err := s.tag()
+		if err != nil {
+			return "", false, err
+		}
+		if !s.is("name") || k == tagClose {
+			return "", false, s.errSyntax("expected <name> in <member>")
+		}
+		if k == tagSelfClose {
+			return "", true, nil
+		}
 	}
-	if k != tagOpen || !s.is("member") {
-		return "", false, s.errSyntax("expected <member>, found %s", tagString(k, string(s.tagName())))
-	}
-	if k, err = s.tag(); err != nil {
-		return "", false, err
-	}
-	if !s.is("name") || k == tagClose {
-		return "", false, s.errSyntax("expected <name> in <member>")
-	}
-	if k == tagSelfClose {
-		return "", true, nil
-	}
+	return d.memberNameText(intern)
+}
+
+// memberNameText reads the text of a <name> and its end tag.
+func (d *decoder) memberNameText(intern bool) (name string, ok bool, err error) {
+	s := d.s
 	txt, err := s.readText()
 	if err != nil {
 		return "", false, err
@@ -312,6 +323,9 @@ func (d *decoder) memberName(intern bool) (name string, ok bool, err error) {
 // memberValue reads the <value> open tag of a member. It reports empty for
 // a self-closed <value/>, whose value is "".
 func (d *decoder) memberValue() (empty bool, err error) {
+	if d.s.exact(false, "value") {
+		return false, nil
+	}
 	k, err := d.s.tag()
 	if err != nil {
 		return false, err

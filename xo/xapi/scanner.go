@@ -246,8 +246,31 @@ func (s *scanner) tagName() []byte { return s.name[:s.nlen] }
 // is reports whether the last tag read has the given local name.
 func (s *scanner) is(name string) bool { return string(s.name[:s.nlen]) == name }
 
+// exact consumes the tag <name> (or </name> if closing) when its bytes are
+// next in the buffer, with nothing in between: XAPI's compact output
+// always takes this path, anything else goes through tag.
+func (s *scanner) exact(closing bool, name string) bool {
+	n := len(name) + 2
+	if closing {
+		n++
+	}
+	b := s.buf[s.pos:s.end]
+	if len(b) < n || b[0] != '<' || b[n-1] != '>' {
+		return false
+	}
+	if closing && b[1] != '/' || string(b[n-1-len(name):n-1]) != name {
+		return false
+	}
+	s.pos += n
+	s.nlen = copy(s.name[:], name)
+	return true
+}
+
 // expect reads a tag and checks its kind and name.
 func (s *scanner) expect(kind int, name string) error {
+	if kind != tagSelfClose && s.exact(kind == tagClose, name) {
+		return nil
+	}
 	k, err := s.tag()
 	if err != nil {
 		return err
