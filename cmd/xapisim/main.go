@@ -57,8 +57,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&cfg.password, "password", cfg.password, "password that login accepts (XOREST_PASSWORD)")
 	fs.IntVar(&cfg.vms, "vms", cfg.vms, "number of guest VMs (XOREST_VMS)")
 	fs.Int64Var(&cfg.diskSize, "disk-size", cfg.diskSize, "virtual size in bytes of each guest's first disk (XOREST_DISK_SIZE)")
-	fs.StringVar(&cfg.nbd, "nbd", "", "address of the NBD server (XOREST_NBD); not implemented yet")
-	fs.BoolVar(&cfg.nbdTLS, "nbd-tls", false, "require TLS on NBD (XOREST_NBD_TLS); not implemented yet")
+	fs.StringVar(&cfg.nbd, "nbd", "", "serve VDIs over NBD on this address, e.g. 127.0.0.1:10809, and give network0 the NBD purpose (XOREST_NBD)")
+	fs.BoolVar(&cfg.nbdTLS, "nbd-tls", false, "require TLS on NBD: network purpose nbd instead of insecure_nbd (XOREST_NBD_TLS)")
 	fs.StringVar(&cfg.poolMember, "pool-member-of", "", "play a pool member whose master is at this address: login answers HOST_IS_SLAVE (XOREST_POOL_MEMBER_OF)")
 	// Environment first, so that flags given on the command line win.
 	var envErr error
@@ -86,8 +86,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch {
-	case cfg.nbd != "" || cfg.nbdTLS:
-		return cfg, errors.New("--nbd and --nbd-tls are not implemented yet: the simulator has no NBD server")
+	case cfg.nbdTLS && cfg.nbd == "":
+		return cfg, errors.New("--nbd-tls needs --nbd ADDR")
 	case cfg.vms < 0:
 		return cfg, fmt.Errorf("--vms %d: must be >= 0", cfg.vms)
 	case cfg.diskSize <= 0 || cfg.diskSize%512 != 0:
@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	m.VMs = cfg.vms
 	m.DiskSize = cfg.diskSize
 	sim := xapisim.New(m)
+	defer sim.Close()
 	if cfg.poolMember != "" {
 		sim.SetPoolMember(cfg.poolMember)
 	}
@@ -114,6 +115,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		return err
 	}
 	fmt.Fprintf(out, "xapisim: serving a pool of %s VMs at %s (user %q)\n", strconv.Itoa(cfg.vms), url, cfg.user)
+	if cfg.nbd != "" {
+		addr, err := sim.ServeNBD(cfg.nbd, cfg.nbdTLS)
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+			return err
+		}
+		mode := "plain, network purpose insecure_nbd"
+		if cfg.nbdTLS {
+			mode = "TLS required, network purpose nbd"
+		}
+		fmt.Fprintf(out, "xapisim: NBD server at %s (%s)\n", addr, mode)
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -26,8 +27,11 @@ func TestParseConfig(t *testing.T) {
 			config{listen: "127.0.0.1:8080", user: "eu", password: "password", vms: 9, diskSize: 512, poolMember: "10.0.0.1"}, ""},
 		{"flag beats env", []string{"--vms", "1"}, map[string]string{"XOREST_VMS": "9"},
 			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 1, diskSize: 10 << 30}, ""},
-		{"nbd not implemented", []string{"--nbd", "127.0.0.1:10809"}, nil, config{}, "not implemented"},
-		{"nbd-tls from env not implemented", nil, map[string]string{"XOREST_NBD_TLS": "true"}, config{}, "not implemented"},
+		{"nbd", []string{"--nbd", "127.0.0.1:10809", "--nbd-tls"}, nil,
+			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 6, diskSize: 10 << 30, nbd: "127.0.0.1:10809", nbdTLS: true}, ""},
+		{"nbd from env", nil, map[string]string{"XOREST_NBD": "127.0.0.1:0"},
+			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 6, diskSize: 10 << 30, nbd: "127.0.0.1:0"}, ""},
+		{"nbd-tls without nbd", nil, map[string]string{"XOREST_NBD_TLS": "true"}, config{}, "--nbd-tls needs --nbd"},
 		{"bad env", nil, map[string]string{"XOREST_VMS": "many"}, config{}, "XOREST_VMS"},
 		{"bad disk size", []string{"--disk-size", "1000"}, nil, config{}, "multiple of 512"},
 		{"unknown flag", []string{"--frob"}, nil, config{}, "frob"},
@@ -79,6 +83,52 @@ func TestRunServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if !bytes.Contains(b, []byte("<value>Success</value>")) {
 		t.Fatalf("login: %s", b)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestRunServesNBD(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--vms", "1", "--nbd", "127.0.0.1:0", "--nbd-tls"}, func(string) string { return "" }, pw)
+		pw.Close()
+	}()
+	var out []byte
+	buf := make([]byte, 256)
+	addr := ""
+	for addr == "" {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("output %q: %v", out, err)
+		}
+		out = append(out, buf[:n]...)
+		if m := regexp.MustCompile(`NBD server at (127\.0\.0\.1:\d+) \(TLS required`).FindSubmatch(out); m != nil {
+			addr = string(m[1])
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	greet := make([]byte, 18)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(conn, greet); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if string(greet[:16]) != "NBDMAGICIHAVEOPT" {
+		t.Errorf("NBD greeting %q", greet)
 	}
 	cancel()
 	select {
