@@ -2,8 +2,15 @@ package filter
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -12,8 +19,9 @@ import (
 	"testing"
 )
 
-const installHint = "install the peer from the repository root: npm install --prefix .peers complex-matcher@1.1.1 " +
-	"(or set XOREST_NODE_MODULES to a node_modules folder holding it)"
+const installHint = "complex-matcher 1.1.1 is not on the npm registry reachable here: pack it from the " +
+	"vatesfr/xen-orchestra repository at its 1.1.1 release (packages/complex-matcher, commit fdb82ed68a) with npm pack, " +
+	"npm install --prefix .peers THE.tgz, or set XOREST_NODE_MODULES to a node_modules folder holding it"
 
 // nodeModules returns the folder holding complex-matcher@1.1.1.
 func nodeModules(t testing.TB) string {
@@ -72,15 +80,61 @@ type nodeOutput struct {
 	} `json:"unicode"`
 }
 
-// runNode runs testdata/complex-matcher.js, failing the test with an install
-// hint when node or the package is missing.
+// oracle selects where the complex-matcher answers come from: "file" (the
+// default) reads the answers recorded from the real package under
+// testdata/oracle; "live" runs node with complex-matcher 1.1.1 and records
+// them. complex-matcher 1.1.1 is not on the npm registry reachable here (it
+// lists 0.7.0 at most), so CI compares with the recording, and whoever
+// changes the corpus records it again with the peer:
+//
+//	go test ./xo/filter -run 'Differential|Unicode' -oracle=live
+var oracle = flag.String("oracle", "file", `complex-matcher answers: "file" (recorded) or "live" (node + complex-matcher 1.1.1, re-recorded)`)
+
+// runNode returns complex-matcher's answers for filters over objects: from
+// node running testdata/complex-matcher.js, or from the recording of an
+// earlier such run for exactly the same input.
 func runNode(t *testing.T, filters []string, objects []any, unicode bool) nodeOutput {
 	t.Helper()
-	node, modules := nodePeer(t)
 	input, err := json.Marshal(map[string]any{"filters": filters, "objects": objects, "unicode": unicode})
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum := sha256.Sum256(input)
+	file := filepath.Join("testdata", "oracle", hex.EncodeToString(sum[:8])+".json.gz")
+
+	var out []byte
+	switch *oracle {
+	case "live":
+		out = runNodeLive(t, input)
+		if err := writeGzip(file, out); err != nil {
+			t.Fatal(err)
+		}
+	case "file":
+		out, err = readGzip(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("no recorded complex-matcher answers for this corpus (%s): record them with node and complex-matcher 1.1.1: "+
+				"go test ./xo/filter -run 'Differential|Unicode' -oracle=live (%s)", file, installHint)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("-oracle=%q: want file or live", *oracle)
+	}
+	var res nodeOutput
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("decode complex-matcher answers: %v", err)
+	}
+	if res.Version != "1.1.1" {
+		t.Fatalf("complex-matcher %s, want 1.1.1: %s", res.Version, installHint)
+	}
+	return res
+}
+
+// runNodeLive runs testdata/complex-matcher.js with node, failing the test
+// with an install hint when node or the package is missing.
+func runNodeLive(t *testing.T, input []byte) []byte {
+	t.Helper()
+	node, modules := nodePeer(t)
 	cmd := exec.Command(node, filepath.Join("testdata", "complex-matcher.js"))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	cmd.Stdin = bytes.NewReader(input)
@@ -90,14 +144,33 @@ func runNode(t *testing.T, filters []string, objects []any, unicode bool) nodeOu
 	if err != nil {
 		t.Fatalf("node: %v\n%s\n%s", err, stderr.String(), installHint)
 	}
-	var res nodeOutput
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("decode node output: %v", err)
+	return out
+}
+
+func writeGzip(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
-	if res.Version != "1.1.1" {
-		t.Fatalf("complex-matcher %s in %s, want 1.1.1: %s", res.Version, modules, installHint)
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		return err
 	}
-	return res
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+func readGzip(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return io.ReadAll(zr)
 }
 
 // differentialObjects are the values every filter of the corpus is matched
