@@ -316,8 +316,8 @@ func (dp *dataPlane) drop(d *vdiDisk) {
 func (dp *dataPlane) pinLocked(from map[string]bool) error {
 	var todo []vdiInfo
 	dp.sim.DB.Read(func(tx *Tx) {
-		for _, ref := range tx.All("VDI") {
-			if dp.disks[ref] != nil {
+		for ref, o := range tx.r.byClass["VDI"] {
+			if dp.disks[ref] != nil || o.created == dp.modelGen {
 				continue
 			}
 			info, ok := dp.lookupVDI(tx, ref)
@@ -715,4 +715,52 @@ func (r *diskReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var _ io.Reader = (*diskReader)(nil)
+// WriteTo implements io.WriterTo: holes are written from a zero buffer
+// that is never cleared again, data read in 1 MiB pieces.
+func (r *diskReader) WriteTo(w io.Writer) (int64, error) {
+	zeros := make([]byte, 1<<20)
+	buf := make([]byte, 1<<20)
+	var total int64
+	for r.off < r.size {
+		if err := r.ctx.Err(); err != nil {
+			return total, err
+		}
+		for len(r.extents) > 0 && r.extents[0].end <= r.off {
+			r.extents = r.extents[1:]
+		}
+		var p []byte
+		n := min(int64(len(buf)), r.size-r.off)
+		switch {
+		case len(r.extents) == 0:
+			p = zeros[:n]
+		case r.extents[0].off > r.off:
+			p = zeros[:min(n, r.extents[0].off-r.off)]
+		default:
+			m, err := r.Read(buf[:min(n, r.extents[0].end-r.off)])
+			if err != nil && !errors.Is(err, io.EOF) {
+				return total, err
+			}
+			written, err := w.Write(buf[:m])
+			total += int64(written)
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		written, err := w.Write(p)
+		total += int64(written)
+		r.off += int64(written)
+		if r.onRead != nil {
+			r.onRead(int64(written))
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+var (
+	_ io.Reader   = (*diskReader)(nil)
+	_ io.WriterTo = (*diskReader)(nil)
+)

@@ -309,6 +309,11 @@ func TestCopySparse(t *testing.T) {
 	if err != nil || !bytes.Equal(a, c) {
 		t.Fatalf("diskReader: %v, equal=%v", err, bytes.Equal(a, c))
 	}
+	var out bytes.Buffer
+	n, err := io.Copy(&out, newDiskReader(context.Background(), &vdiDisk{f: src}, size, nil))
+	if err != nil || n != size || !bytes.Equal(a, out.Bytes()) {
+		t.Fatalf("diskReader.WriteTo: %d bytes, %v, equal=%v", n, err, bytes.Equal(a, out.Bytes()))
+	}
 }
 
 // dpWaitTask waits until task leaves pending and returns its record.
