@@ -3,6 +3,7 @@ package xo_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -497,4 +498,141 @@ func TestSessionLoss(t *testing.T) {
 	if c.Object["name_label"] != "after restart" {
 		t.Errorf("got %v", c.Object["name_label"])
 	}
+}
+
+// TestIncrementalMatchesReload runs a mix of operations while a watcher
+// and readers keep the cache current incrementally, then compares every
+// kind's objects with a cold load of the same pool: the dependency index
+// must have recomputed everything that changed, and the watch loop and
+// the catch-ups must neither lose nor double-apply a batch. The watcher
+// must also have seen the final state of every VM.
+func TestIncrementalMatchesReload(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	c := p.Client()
+	sub := p.Watch(xo.WatchOptions{Kinds: []string{"VM"}})
+	defer sub.Close()
+	seen := map[string]xo.Object{}
+	var seenMu sync.Mutex
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for ch := range sub.Changes() {
+			seenMu.Lock()
+			switch ch.Op {
+			case "update":
+				seen[ch.ID] = ch.Object
+			case "remove":
+				delete(seen, ch.ID)
+			}
+			seenMu.Unlock()
+		}
+	}()
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := p.Fresh(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+
+	call := func(method string, args ...any) any {
+		t.Helper()
+		v, err := c.Call(ctx, method, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		return v
+	}
+	wait := func(method string, args ...any) any {
+		t.Helper()
+		v, err := c.CallAsyncWait(ctx, method, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		return v
+	}
+	ref := func(name string) xapi.Ref {
+		t.Helper()
+		return xapi.Ref(vmByName(t, p, "VM", name)["_xapiRef"].(string))
+	}
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vm1, vm3, vm5 := ref("vm1"), ref("vm3"), ref("vm5")
+	wait("VM.start", vm1, false, false)
+	call("VM.set_name_label", vm5, "vm5 renamed")
+	clone := wait("VM.clone", vm5, "vm5 clone")
+	cloneRef := xapi.Ref(clone.(string))
+	call("VM.set_is_a_template", cloneRef, true) // kind changes VM → VM-template
+	wait("VM.snapshot", vm1, "vm1 snap")
+	wait("VM.resume", vm3, false, false)
+	wait("VM.clean_shutdown", vm1)
+	call("VM.set_memory_limits", vm5, "1073741824", "2147483648", "1073741824", "2147483648")
+	call("VM.add_tags", vm5, "prod")
+	// Changes of records read only through links: guest metrics, metrics.
+	_, vm0, _ := p.Record(ref("vm0"))
+	modify(t, srv, vm0["guest_metrics"].(string), map[string]any{"networks": map[string]string{"0/ipv4/0": "192.0.2.7"}})
+	modify(t, srv, vm0["metrics"].(string), map[string]any{"VCPUs_number": "1", "memory_actual": "1073741824"})
+	close(stop)
+	readers.Wait()
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	cold := xo.NewPool(newClient(t, srv), xo.PoolOptions{})
+	defer cold.Close()
+	if err := cold.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range xo.Kinds() {
+		got, want := p.Objects(kind), cold.Objects(kind)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d objects incrementally, %d after a reload", kind, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Errorf("%s %v differs from a reload:\n got %v\nwant %v", kind, got[i]["id"], got[i], want[i])
+			}
+		}
+	}
+
+	// The watcher saw the last state of every VM (it may lag: wait).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		seenMu.Lock()
+		ok := len(seen) <= len(cold.Objects("VM"))
+		for _, vm := range cold.Objects("VM") {
+			if s, found := seen[vm["id"].(string)]; found && !reflect.DeepEqual(s, vm) {
+				ok = false
+			}
+		}
+		for _, name := range []string{"vm1", "vm3", "vm5 renamed"} {
+			if _, found := seen[vmByName(t, cold, "VM", name)["id"].(string)]; !found {
+				ok = false
+			}
+		}
+		seenMu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watcher did not see the final state of the changed VMs")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, found := seen[vmByName(t, cold, "VM-template", "vm5 clone")["id"].(string)]; found {
+		t.Error("the clone turned template is still a VM for the watcher")
+	}
+	sub.Close()
+	<-watchDone
 }
