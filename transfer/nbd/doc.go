@@ -43,10 +43,12 @@
 // size) over several connections (XO's nbdConcurrency), possibly to several
 // hosts, and delivers them in order: as blocks with Next, which makes it a
 // transfer/vhd BlockSource, or as the raw disk with Raw. At most
-// Connections×Depth+2 blocks are in memory. ReaderOptions.Blocks restricts
-// the reading to the blocks known to hold data (for instance from XAPI's
-// changed block tracking); the others read as zeros. xapi-nbd has no
-// block status (base:allocation), so the client does not query extents.
+// Connections×Depth+2 blocks are in memory. A connection that fails for
+// good hands its blocks to the others. ReaderOptions.Blocks restricts the
+// reading to the blocks known to hold data (for instance from XAPI's
+// changed block tracking); the others read as zeros. AllocatedBlocks gets
+// such a list from servers with base:allocation block status (nbdkit,
+// qemu-nbd); xapi-nbd has none and gives ErrNoBlockStatus.
 //
 // Everything the server sends is untrusted: sizes and lengths are checked
 // before use, option replies are read into a fixed 4 KiB buffer, and READ
