@@ -14,7 +14,8 @@
 // selected with NBD_OPT_GO when the server supports it (nbdkit), which also
 // tells the block size constraints, and otherwise with NBD_OPT_EXPORT_NAME,
 // the only option xapi-nbd knows (Options.ExportNameOnly skips the NBD_OPT_GO
-// round trip). Structured replies are never negotiated.
+// round trip). Connections for reading never negotiate structured replies;
+// only AllocatedBlocks does, on a connection of its own.
 //
 // For XAPI, each record of VDI.get_nbd_info gives one Options: Address is
 // address:port, ExportName is exportname, and when cert is set (the
