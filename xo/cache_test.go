@@ -636,3 +636,28 @@ func TestIncrementalMatchesReload(t *testing.T) {
 	sub.Close()
 	<-watchDone
 }
+
+// TestLazyIndex checks that the dependency index is built only when a
+// batch changes something: not for the load's own event.inject.
+func TestLazyIndex(t *testing.T) {
+	_, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	for range 3 {
+		if err := p.Fresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Indexed() {
+		t.Error("index built although nothing changed since the load")
+	}
+	vm := vmByName(t, p, "VM", "vm1")
+	if _, err := p.Client().Call(ctx, "VM.set_name_label", xapi.Ref(vm["_xapiRef"].(string)), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Indexed() {
+		t.Error("index not built after a change")
+	}
+}

@@ -31,3 +31,10 @@ func (p *Pool) BuildAll() int {
 
 // CachedClasses lists the classes a Pool loads.
 func CachedClasses() []string { return cachedClasses() }
+
+// Indexed reports whether the dependency index of the last load is built.
+func (p *Pool) Indexed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.unindexed == nil
+}

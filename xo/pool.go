@@ -496,11 +496,18 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 		return false
 	}
 	p.token = b.Token
-	if len(b.Events) > 0 {
+	events := b.Events
+	if p.unindexed != nil {
+		// The first batch after a load holds at least the load's own
+		// event.inject, which changes nothing: skip such no-op events
+		// before paying for the index.
+		events = p.withoutNoops(events)
+	}
+	if len(events) > 0 {
 		p.index()
 	}
 	dirty := make(map[xapi.Ref]struct{})
-	for _, ev := range b.Events {
+	for _, ev := range events {
 		class := p.canon[strings.ToLower(ev.Class)]
 		if class == "" {
 			continue
@@ -547,6 +554,21 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 	}
 	p.publish(changes)
 	return true
+}
+
+// withoutNoops returns the events that change the cache: it drops
+// "add"/"mod" events whose snapshot equals the cached record (p.mu held).
+func (p *Pool) withoutNoops(events []xapi.Event) []xapi.Event {
+	var out []xapi.Event
+	for _, ev := range events {
+		if ev.Operation != "del" && ev.Snapshot != nil {
+			if old := p.st.recs[ev.Ref]; old != nil && reflect.DeepEqual(old.fields, ev.Snapshot) {
+				continue
+			}
+		}
+		out = append(out, ev)
+	}
+	return out
 }
 
 // sameValue compares two record values.
