@@ -220,7 +220,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // serveImportRaw handles PUT /import_raw_vdi?vdi=&format=raw|vhd|tar
-// [&chunked].
+// [&chunked], or ?sr_id=&format=raw, which creates a VDI of the
+// Content-Length on that SR first. The task's result is the VDI.
 func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 	t := dp.begin(w, r, "VDI.import_raw")
 	if t == nil {
@@ -244,6 +245,9 @@ func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 		if chunked && format != "raw" {
 			return NewFault("INTERNAL_ERROR", "Cannot import format "+format+" with chunked")
 		}
+		if t.param("vdi") == "" && t.param("sr_id") != "" {
+			return nil
+		}
 		var f *Fault
 		dp.sim.DB.Read(func(tx *Tx) { vdi, f = resolveRef(tx, "VDI", t.param("vdi"), "") })
 		if f != nil {
@@ -251,6 +255,9 @@ func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	}()
+	if err == nil && vdi == "" {
+		vdi, err = dp.newImportVDI(t, format)
+	}
 	if err != nil {
 		t.fail(w, http.StatusNotFound, err)
 		return
@@ -265,6 +272,24 @@ func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.finish(vdi, nil)
+}
+
+// newImportVDI creates the VDI of an import_raw_vdi with sr_id and no vdi:
+// raw format only, sized by Content-Length, named "Imported VDI".
+func (dp *dataPlane) newImportVDI(t *transfer, format string) (string, error) {
+	if format != "raw" || t.r.ContentLength <= 0 {
+		return "", NewFault("INTERNAL_ERROR", "Creating a VDI needs format=raw and a Content-Length")
+	}
+	res, err := dp.sim.Call(t.r.Context(), "VDI.create", t.session, map[string]any{
+		"name_label": "Imported VDI", "name_description": "", "SR": t.param("sr_id"),
+		"virtual_size": t.r.ContentLength, "type": "user", "sharable": false, "read_only": false,
+		"other_config": map[string]any{},
+	})
+	if err != nil {
+		return "", err
+	}
+	ref, _ := res.(string)
+	return ref, nil
 }
 
 // vdiIOError is the fault of a failed disk write or a bad stream.

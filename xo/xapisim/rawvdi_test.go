@@ -254,6 +254,19 @@ func TestImportRaw(t *testing.T) {
 			t.Error("chunked frames written wrongly")
 		}
 	})
+	t.Run("new VDI on sr_id", func(t *testing.T) {
+		code, rec := dpImportRaw(t, srv, session, url.Values{"sr_id": {sr}, "format": {"raw"}}, data[:3<<20])
+		if code != 200 || str(rec, "status") != "success" {
+			t.Fatalf("%d %s %v", code, str(rec, "status"), rec["error_info"])
+		}
+		vdi := strings.TrimSuffix(strings.TrimPrefix(str(rec, "result"), "<value>"), "</value>")
+		if got := dpField(srv.Simulator, vdi, "name_label"); got != "Imported VDI" {
+			t.Errorf("name %v", got)
+		}
+		if !bytes.Equal(dpContent(t, srv.Simulator, vdi), data[:3<<20]) {
+			t.Error("contents of the new VDI differ")
+		}
+	})
 	t.Run("empty probe", func(t *testing.T) {
 		vdi := dpNewVDI(t, srv, session, sr, size)
 		resp, _ := dpPut(t, dpURL(srv, "/import_raw_vdi/", url.Values{"session_id": {session}, "vdi": {vdi}}), nil)
@@ -377,5 +390,44 @@ func TestExportVHDBase(t *testing.T) {
 	}
 	if !bytes.Equal(dpContent(t, srv.Simulator, cp), want) {
 		t.Error("differencing VHD imported onto the base differs from the disk")
+	}
+}
+
+func TestTransferCancelAndDisconnect(t *testing.T) {
+	m := dpModel()
+	m.VMs, m.DiskSize = 2, 4<<30
+	srv := dpServer(t, m)
+	session := srv.Session()
+	disk := dpDisk(t, srv.Simulator, dpByName(t, srv.Simulator, "VM", "vm1"))
+	for _, tc := range []struct {
+		name   string
+		cancel bool
+		status string
+	}{
+		{"task.cancel", true, "cancelled"},
+		{"client leaves", false, "failure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := dpTask(t, srv, session)
+			resp, err := http.Get(dpURL(srv, "/export_raw_vdi", url.Values{"session_id": {session}, "task_id": {task}, "vdi": {disk}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(resp.Body, make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.cancel {
+				dpCall(t, srv, session, "task.cancel", task)
+				n, _ := io.Copy(io.Discard, resp.Body)
+				if n+1<<20 >= 4<<30 {
+					t.Error("the whole disk was sent despite task.cancel")
+				}
+			}
+			resp.Body.Close()
+			rec := dpWaitTask(t, srv.Simulator, task)
+			if str(rec, "status") != tc.status {
+				t.Errorf("task %s %v, want %s", str(rec, "status"), rec["error_info"], tc.status)
+			}
+		})
 	}
 }
