@@ -2,11 +2,13 @@
 # `make bench`: benchmarks side by side with their peers in one run, printing
 # ratios. Machines here are noisy: compare the ratios, not absolute times.
 #
-# BENCH_CALLS (default 5) sets the timed calls per client.
+#   BENCH_CALLS  timed XAPI calls per client (default 5)
+#   BENCH_ONLY   run only these sections, space-separated: xapi rest watch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 calls=${BENCH_CALLS:-5}
+only=" ${BENCH_ONLY:-xapi rest watch} "
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -15,45 +17,84 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/getall" ./internal/bench/getall
+go build -o "$work/" ./internal/bench/getall ./internal/bench/restload ./cmd/xorest ./cmd/xapisim
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() {
-  for _ in $(seq 1 600); do
+  for _ in $(seq 1 1200); do
     curl -s -o /dev/null "$1" && return 0
     sleep 0.1
   done
   echo "bench: $1 did not answer" >&2; return 1
 }
+# report FILE: prints the JSON lines of FILE as a table.
+report() { python3 "$root/internal/bench/report.py" "$@"; }
 
-# Node resolves ES module imports from the script's folder: run peers from .peers.
+# Node resolves ES module imports from the script's folder upwards: run the
+# peers from .peers/bench, with the bench-only packages installed there.
 nodedir="$root/.peers/bench"
 mkdir -p "$nodedir"
 cp internal/bench/*.mjs "$nodedir/"
+if [ ! -f "$nodedir/node_modules/complex-matcher/package.json" ]; then
+  # complex-matcher 1.1.1 (XO's current version) is not on the npm registry
+  # reachable here; 0.7.0 is the newest it serves.
+  npm install --prefix "$nodedir" --save-exact --no-audit --no-fund --loglevel=error complex-matcher@0.7.0 lodash@4.18.1
+fi
 
-echo "== XAPI client: VM.get_all_records of 10,000 VMs (xapisim --vms 10000), $calls calls each"
 port=$(free_port)
-bin/xapisim --listen "127.0.0.1:$port" --user root --password bench --vms 10000 >"$work/xapisim.log" 2>&1 &
+"$work/xapisim" --listen "127.0.0.1:$port" --user root --password bench --vms 10000 >"$work/xapisim.log" 2>&1 &
 pids+=($!)
-url="http://127.0.0.1:$port"
-wait_http "$url/"
+xapi="http://127.0.0.1:$port"
+wait_http "$xapi/"
 
-{
-  "$work/getall" -url "$url" -user root -password bench -n "$calls"
-  "$work/getall" -url "$url" -user root -password bench -n "$calls" -typed
-  node "$nodedir/getall_node.mjs" "$url" root bench "$calls" xml-rpc
-  node "$nodedir/getall_node.mjs" "$url" root bench "$calls" json-rpc
-} >"$work/getall.jsonl"
+if [[ $only == *" xapi "* ]]; then
+  echo "== XAPI client: VM.get_all_records of a 10,000-VM pool (xapisim --vms 10000), $calls calls each"
+  {
+    "$work/getall" -url "$xapi" -user root -password bench -n "$calls"
+    "$work/getall" -url "$xapi" -user root -password bench -n "$calls" -typed
+    node "$nodedir/getall_node.mjs" "$xapi" root bench "$calls" xml-rpc
+    node "$nodedir/getall_node.mjs" "$xapi" root bench "$calls" json-rpc
+  } >"$work/getall.jsonl"
+  report getall "$work/getall.jsonl"
+fi
 
-python3 - "$work/getall.jsonl" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-base = rows[0]
-print(f"{'client':32} {'records':>8} {'ms/call':>9} {'peak RSS MiB':>13} {'time vs xorest':>15}")
-for r in rows:
-    print(f"{r['client']:32} {r['records']:>8} {r['ns_per_call']/1e6:>9.1f} {r['peak_rss_bytes']/2**20:>13.1f} {r['ns_per_call']/base['ns_per_call']:>14.2f}x")
-node = [r for r in rows if r['client'].startswith('xen-api')]
-for r in node:
-    print(f"ratio: {r['client']} takes {r['ns_per_call']/base['ns_per_call']:.2f}x the time of xorest (generic); "
-          f"peak RSS {r['peak_rss_bytes']/base['peak_rss_bytes']:.2f}x")
-PY
+if [[ $only == *" rest "* || $only == *" watch "* ]]; then
+  export XOREST_TOKEN_STORE="file:$work/tokens.json"
+  token=$("$work/xorest" token create --description bench 2>/dev/null)
+  rport=$(free_port)
+  XOREST_XAPI_PASSWORD=bench "$work/xorest" serve --listen "127.0.0.1:$rport" --xapi "$xapi" --xapi-user root \
+    --log-level warn >"$work/xorest.log" 2>&1 &
+  pids+=($!)
+  rest="http://127.0.0.1:$rport/rest/v0"
+  wait_http "$rest"
+fi
+
+if [[ $only == *" rest "* ]]; then
+  filter='power_state:Running !name_label:/^vm1/ CPUs:number:>=1'
+  fields='name_label,power_state'
+  q="fields=$fields&filter=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$filter")"
+  echo "== REST: GET /vms?fields=$fields&filter=$filter over the 10,000-VM pool"
+  {
+    # Cold: the first request of a fresh xorest loads the pool.
+    "$work/restload" -mode cold -url "$rest/vms?$q" -token "$token" | sed 's/^{/{"case":"xorest first request (cold)",/'
+    "$work/getall" -url "$xapi" -user root -password bench -cold | sed 's/^{/{"case":"bare VM.get_all_records, fresh client",/'
+  } >"$work/cold.jsonl"
+  report cold "$work/cold.jsonl"
+  curl -s -b "authenticationToken=$token" "$rest/vms?fields=*" >"$work/vms.json"
+  {
+    "$work/restload" -mode get -url "$rest/vms?$q" -token "$token" -n 40 -c 1 | sed 's/^{/{"case":"xorest warm, 1 client",/'
+    "$work/restload" -mode get -url "$rest/vms?$q" -token "$token" -n 80 -c 4 | sed 's/^{/{"case":"xorest warm, 4 clients",/'
+    node "$nodedir/filter_node.mjs" "$work/vms.json" "$filter" "$fields" 40
+  } >"$work/filter.jsonl"
+  report filter "$work/filter.jsonl"
+fi
+
+if [[ $only == *" watch "* ]]; then
+  watchers=${BENCH_WATCHERS:-1000}
+  echo "== REST: $watchers concurrent watchers of /vms?ndjson&watch&fields=name_label, one process; 20 renames"
+  vm=$(curl -s -b "authenticationToken=$token" "$rest/vms?fields=uuid&limit=1&filter=power_state:Running" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
+  ulimit -n 65536 2>/dev/null || true
+  "$work/restload" -mode watch -url "$rest/vms?ndjson&watch&fields=name_label" -token "$token" -watchers "$watchers" -changes 20 \
+    -xapi "$xapi" -xapi-user root -xapi-password bench -vm "$vm" >"$work/watch.jsonl"
+  report watch "$work/watch.jsonl"
+fi

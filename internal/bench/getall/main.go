@@ -26,7 +26,11 @@ func main() {
 	password := flag.String("password", "", "XAPI password")
 	n := flag.Int("n", 5, "timed calls after one warm-up call")
 	typed := flag.Bool("typed", false, "decode into xapi.VM structs instead of generic maps")
+	cold := flag.Bool("cold", false, "time only the first call, login included, as a fresh process makes it")
 	flag.Parse()
+	if *cold {
+		*n = 0
+	}
 	if err := run(*url, *user, *password, *n, *typed); err != nil {
 		fmt.Fprintln(os.Stderr, "getall:", err)
 		os.Exit(1)
@@ -35,6 +39,7 @@ func main() {
 
 func run(url, user, password string, n int, typed bool) error {
 	ctx := context.Background()
+	coldStart := time.Now()
 	c, err := xapi.New(xapi.Options{URL: url, Username: user, Password: password})
 	if err != nil {
 		return err
@@ -56,13 +61,16 @@ func run(url, user, password string, n int, typed bool) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	for range n {
-		if records, err = call(); err != nil {
-			return err
+	elapsed, calls := time.Since(coldStart), 1
+	if n > 0 {
+		start := time.Now()
+		for range n {
+			if records, err = call(); err != nil {
+				return err
+			}
 		}
+		elapsed, calls = time.Since(start), n
 	}
-	elapsed := time.Since(start)
 
 	name := "xorest xo/xapi generic"
 	if typed {
@@ -70,9 +78,9 @@ func run(url, user, password string, n int, typed bool) error {
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"client":         name,
-		"calls":          n,
+		"calls":          calls,
 		"records":        records,
-		"ns_per_call":    elapsed.Nanoseconds() / int64(n),
+		"ns_per_call":    elapsed.Nanoseconds() / int64(calls),
 		"peak_rss_bytes": peakRSS(),
 	})
 }
