@@ -93,14 +93,17 @@ func TestWatcher(t *testing.T) {
 	until(t, ctx, sub, hasMod(vm, "name_label", "renamed"))
 
 	t.Run("EVENTS_LOST reloads", func(t *testing.T) {
-		srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
-		if _, err := c.Call(ctx, "VM.set_name_label", vm, "after loss"); err != nil {
+		if _, err := c.Call(ctx, "VM.set_name_label", vm, "before loss"); err != nil {
 			t.Fatal(err)
 		}
+		until(t, ctx, sub, hasMod(vm, "name_label", "before loss"))
+		// the next event.from fails (at the latest when the current long
+		// poll times out); the reload must carry the state so far
+		srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
 		b := until(t, ctx, sub, func(b xapi.Batch) bool { return b.Reset })
 		found := false
 		for _, ev := range b.Events {
-			found = found || ev.Ref == vm && ev.Snapshot["name_label"] == "after loss"
+			found = found || ev.Ref == vm && ev.Snapshot["name_label"] == "before loss"
 		}
 		if !found {
 			t.Fatal("reset after EVENTS_LOST lacks the latest state")
