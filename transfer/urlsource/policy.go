@@ -164,7 +164,7 @@ func classify4(b [4]byte) string {
 		return "reserved (IETF protocol assignments)"
 	case b[0] == 192 && b[1] == 0 && b[2] == 2, // 192.0.2.0/24
 		b[0] == 198 && b[1] == 51 && b[2] == 100, // 198.51.100.0/24
-		b[0] == 203 && b[1] == 0 && b[2] == 113: // 203.0.113.0/24
+		b[0] == 203 && b[1] == 0 && b[2] == 113:  // 203.0.113.0/24
 		return "documentation"
 	case b[0] == 192 && b[1] == 88 && b[2] == 99: // 192.88.99.0/24
 		return "reserved (6to4 relay)"

@@ -92,9 +92,9 @@ type Reader struct {
 	body      *idleBody // nil between connections
 	bodyEnd   int64     // offset where the current body ends
 	bodyBytes int64     // bytes read from the current body
-	failures  int   // consecutive failed attempts
-	lastErr   error // cause of the last failed attempt
-	err       error // sticky: io.EOF at the end, or the failure
+	failures  int       // consecutive failed attempts
+	lastErr   error     // cause of the last failed attempt
+	err       error     // sticky: io.EOF at the end, or the failure
 }
 
 // Open validates rawURL (ParseURL), checks it against the address policy
