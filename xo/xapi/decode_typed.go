@@ -395,10 +395,7 @@ func (d *decoder) sliceInto(v reflect.Value) error {
 			v.Set(s)
 			return nil
 		}
-		if s.Len() == s.Cap() {
-			s = reflect.AppendSlice(s, reflect.MakeSlice(t, s.Len()+1, s.Len()+1)).Slice(0, s.Len())
-		}
-		s = s.Slice(0, s.Len()+1)
+		s = reflect.Append(s, reflect.Zero(t.Elem()))
 		elem := s.Index(s.Len() - 1)
 		if empty {
 			err = d.intoOf(elem, kUntyped, nil, false)
