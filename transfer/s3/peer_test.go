@@ -1,0 +1,384 @@
+package s3
+
+// The real peer: versitygw (an S3 server, Apache-2.0) on loopback with a
+// posix backend in a temporary directory. It starts on first use, once per
+// test binary, and TestMain stops it.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+const (
+	peerAccessKey = "testkey"
+	peerSecretKey = "testsecret"
+	// peerInstall is how the test peer is installed (scripts/install-peers.sh).
+	peerInstall = "GOBIN=<repo>/.peers/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+)
+
+// versitygw is one running server.
+type versitygw struct {
+	endpoint string
+	cmd      *exec.Cmd
+	dir      string
+	log      bytes.Buffer
+	exited   chan struct{}
+}
+
+var (
+	peerOnce sync.Once
+	peer     *versitygw
+	peerErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if peer != nil {
+		peer.stop()
+	}
+	os.Exit(code)
+}
+
+// startPeer returns the endpoint of the package's versitygw, starting it on
+// first use. It fails the test with an install hint when versitygw is missing.
+func startPeer(tb testing.TB) string {
+	tb.Helper()
+	peerOnce.Do(func() { peer, peerErr = launchVersitygw() })
+	if peerErr != nil {
+		tb.Fatalf("versitygw (the S3 test peer): %v", peerErr)
+	}
+	return peer.endpoint
+}
+
+// findVersitygw looks in $XOREST_PEERS_BIN, then <repo>/.peers/bin, then PATH.
+func findVersitygw() (string, error) {
+	var tried []string
+	if dir := os.Getenv("XOREST_PEERS_BIN"); dir != "" {
+		tried = append(tried, dir)
+		if p := filepath.Join(dir, "versitygw"); isExecutable(p) {
+			return p, nil
+		}
+	}
+	if root, err := repoRoot(); err == nil {
+		dir := filepath.Join(root, ".peers", "bin")
+		tried = append(tried, dir)
+		if p := filepath.Join(dir, "versitygw"); isExecutable(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("not found in %s or PATH; install it with:\n\t%s\n(or run `make peers`)", strings.Join(tried, ", "), peerInstall)
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+func launchVersitygw() (*versitygw, error) {
+	bin, err := findVersitygw()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "xorest-versitygw-")
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	g := &versitygw{endpoint: "http://" + addr, dir: dir, exited: make(chan struct{})}
+	g.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", dir)
+	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+peerAccessKey, "ROOT_SECRET_ACCESS_KEY="+peerSecretKey)
+	g.cmd.Stdout = &g.log
+	g.cmd.Stderr = &g.log
+	if err := g.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() { g.cmd.Wait(); close(g.exited) }()
+
+	// Any HTTP answer (403 without credentials) means it is serving.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(g.endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			return g, nil
+		}
+		select {
+		case <-g.exited:
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("%s exited before answering: %s", bin, g.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			g.stop()
+			return nil, fmt.Errorf("%s did not answer on %s: %v", bin, addr, err)
+		}
+	}
+}
+
+func (g *versitygw) stop() {
+	g.cmd.Process.Kill()
+	<-g.exited
+	os.RemoveAll(g.dir)
+}
+
+// peerConfig is a Config for the peer with fast retries.
+func peerConfig(tb testing.TB) Config {
+	return Config{
+		Endpoint:        startPeer(tb),
+		Region:          "us-east-1",
+		UsePathStyle:    true,
+		AccessKeyID:     peerAccessKey,
+		SecretAccessKey: peerSecretKey,
+		RetryDelay:      time.Millisecond,
+		MaxRetryDelay:   10 * time.Millisecond,
+	}
+}
+
+func newPeerClient(tb testing.TB, cfg Config) *Client {
+	tb.Helper()
+	c, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+var bucketSeq atomic.Int64
+
+var notBucketChars = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// newBucket creates an empty bucket named after the test.
+func newBucket(tb testing.TB, c *Client) string {
+	tb.Helper()
+	name := notBucketChars.ReplaceAllString(strings.ToLower(tb.Name()), "-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	name = strings.Trim(fmt.Sprintf("b%d-%s", bucketSeq.Add(1), name), "-")
+	if _, err := c.API().CreateBucket(context.Background(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		tb.Fatalf("CreateBucket %s: %v", name, err)
+	}
+	return name
+}
+
+// objectDigest downloads bucket/key and returns its size and sha256.
+func objectDigest(tb testing.TB, c *Client, bucket, key string) (int64, [32]byte) {
+	tb.Helper()
+	out, err := c.API().GetObject(context.Background(), &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		tb.Fatalf("GetObject %s/%s: %v", bucket, key, err)
+	}
+	defer out.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, out.Body)
+	if err != nil {
+		tb.Fatalf("read %s/%s: %v", bucket, key, err)
+	}
+	return n, [32]byte(h.Sum(nil))
+}
+
+// pendingUploads lists the bucket's unfinished multipart uploads.
+func pendingUploads(tb testing.TB, c *Client, bucket string) []types.MultipartUpload {
+	tb.Helper()
+	out, err := c.API().ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		tb.Fatalf("ListMultipartUploads %s: %v", bucket, err)
+	}
+	return out.Uploads
+}
+
+// assertNothingLeft checks that bucket holds neither an upload nor an object.
+func assertNothingLeft(tb testing.TB, c *Client, bucket string) {
+	tb.Helper()
+	if ups := pendingUploads(tb, c, bucket); len(ups) != 0 {
+		tb.Errorf("%d multipart uploads left behind, first key %q id %q", len(ups), aws.ToString(ups[0].Key), aws.ToString(ups[0].UploadId))
+	}
+	out, err := c.API().ListObjectsV2(context.Background(), &awss3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	if err != nil {
+		tb.Fatalf("ListObjectsV2 %s: %v", bucket, err)
+	}
+	for _, o := range out.Contents {
+		tb.Errorf("object %q (%d bytes) left behind", aws.ToString(o.Key), aws.ToInt64(o.Size))
+	}
+}
+
+// source is a deterministic, non-seekable stream of n pseudo-random bytes
+// that hashes what it hands out.
+type source struct {
+	rng  *rand.ChaCha8
+	left int64
+	sum  hashWriter
+}
+
+type hashWriter interface {
+	io.Writer
+	Sum([]byte) []byte
+}
+
+func newSource(seed byte, n int64) *source {
+	return &source{rng: rand.NewChaCha8([32]byte{seed}), left: n, sum: sha256.New()}
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > s.left {
+		p = p[:s.left]
+	}
+	n, _ := s.rng.Read(p)
+	s.sum.Write(p[:n])
+	s.left -= int64(n)
+	return n, nil
+}
+
+func (s *source) digest() [32]byte { return [32]byte(s.sum.Sum(nil)) }
+
+// failAfter passes n bytes of r, then fails with err (or, when err is nil,
+// calls then and keeps passing bytes).
+type failAfter struct {
+	r    io.Reader
+	n    int64
+	err  error
+	then func()
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if f.then != nil {
+			f.then()
+			f.then = nil
+		}
+		return f.r.Read(p)
+	}
+	if int64(len(p)) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= int64(n)
+	return n, err
+}
+
+// faultTransport injects failures into requests that fault selects.
+type faultTransport struct {
+	base  http.RoundTripper
+	fault func(req *http.Request, op string, part string, attempt int) (fakeStatus int, fakeCode string, forwardThenFail bool)
+
+	mu       sync.Mutex
+	attempts map[string]int // "op part" -> attempts seen
+}
+
+// operation names a request the way the tests select them.
+func operation(req *http.Request) (op, part string) {
+	q := req.URL.Query()
+	switch {
+	case req.Method == http.MethodPut && q.Has("partNumber"):
+		return "UploadPart", q.Get("partNumber")
+	case req.Method == http.MethodPut && strings.Contains(strings.Trim(req.URL.Path, "/"), "/"):
+		return "PutObject", ""
+	case req.Method == http.MethodPost && q.Has("uploads"):
+		return "CreateMultipartUpload", ""
+	case req.Method == http.MethodPost && q.Has("uploadId"):
+		return "CompleteMultipartUpload", ""
+	case req.Method == http.MethodDelete && q.Has("uploadId"):
+		return "AbortMultipartUpload", ""
+	}
+	return req.Method, ""
+}
+
+func (t *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	op, part := operation(req)
+	t.mu.Lock()
+	if t.attempts == nil {
+		t.attempts = map[string]int{}
+	}
+	t.attempts[op+" "+part]++
+	attempt := t.attempts[op+" "+part]
+	t.mu.Unlock()
+
+	status, code, forwardThenFail := t.fault(req, op, part, attempt)
+	switch {
+	case forwardThenFail:
+		// The server stores the part, then the answer is lost.
+		resp, err := t.base.RoundTrip(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
+	case status != 0:
+		if req.Body != nil {
+			io.Copy(io.Discard, req.Body)
+			req.Body.Close()
+		}
+		body := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected by the test</Message></Error>`, code)
+		return &http.Response{
+			Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+			StatusCode:    status,
+			Proto:         "HTTP/1.1",
+			ProtoMajor:    1,
+			ProtoMinor:    1,
+			Header:        http.Header{"Content-Type": {"application/xml"}},
+			Body:          io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)),
+			Request:       req,
+		}, nil
+	}
+	return t.base.RoundTrip(req)
+}
+
+func (t *faultTransport) seen(op, part string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.attempts[op+" "+part]
+}
