@@ -321,6 +321,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if r.ctx.Err() != nil {
+		return 0, r.finish(fmt.Errorf("urlsource: GET %s: %w", r.redacted, context.Cause(r.ctx)))
+	}
 	for {
 		off := r.done.Load()
 		if r.body == nil {
