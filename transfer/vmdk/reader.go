@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 
 	"github.com/klauspost/compress/zlib"
 )
@@ -119,6 +120,20 @@ func NewReader(r io.ReaderAt, fileSize int64) (*Reader, error) {
 		v.gd[i] = binary.LittleEndian.Uint32(gd[4*i:])
 		if e := int64(v.gd[i]); e != 0 && e*SectorSize+int64(h.NumGTEsPerGT)*4 > fileSize {
 			return nil, formatErr(ErrTable, gdOff+4*int64(i), "grain directory entry %d points to sector %d, beyond the image", i, e)
+		}
+	}
+	// Grain tables must not overlap, which also bounds the work of Next by
+	// the image size.
+	used := make([]uint32, 0, len(v.gd))
+	for _, e := range v.gd {
+		if e != 0 {
+			used = append(used, e)
+		}
+	}
+	slices.Sort(used)
+	for i := 1; i < len(used); i++ {
+		if int64(used[i]-used[i-1])*SectorSize < int64(h.NumGTEsPerGT)*4 {
+			return nil, formatErr(ErrTable, gdOff, "grain tables at sectors %d and %d overlap", used[i-1], used[i])
 		}
 	}
 	return v, nil

@@ -299,7 +299,10 @@ func TestReaderErrors(t *testing.T) {
 		{"footer GD beyond end", mutate(func(b []byte) []byte { b[end-1024+56+3] = 0x7f; return b }), ErrTable},
 		{"bad compression", mutate(func(b []byte) []byte { b[77] = 5; return b }), ErrUnsupported},
 		{"grain LBA mismatch", mutate(func(b []byte) []byte { b[overheadSectors*SectorSize] = 9; return b }), ErrMarker},
-		{"corrupt grain", mutate(func(b []byte) []byte { clear(b[overheadSectors*SectorSize+12 : overheadSectors*SectorSize+40]); return b }), ErrCompressed},
+		{"corrupt grain", mutate(func(b []byte) []byte {
+			clear(b[overheadSectors*SectorSize+12 : overheadSectors*SectorSize+40])
+			return b
+		}), ErrCompressed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
