@@ -30,6 +30,10 @@ type object struct {
 	rec      Record
 	created  int64 // generation at which the object was added
 	modified int64 // generation of the last change
+
+	// prev and next link the objects in order of modified, oldest first,
+	// so that ChangesSince walks only what changed after a token.
+	prev, next *object
 }
 
 type tombstone struct {
@@ -51,9 +55,12 @@ type Registry struct {
 	objects map[string]*object            // by ref
 	byClass map[string]map[string]*object // class -> ref -> object
 	byUUID  map[string]*object
-	dead    []tombstone
-	horizon int64         // tokens older than this generation get EVENTS_LOST
-	changed chan struct{} // closed and replaced on every committed write
+	dead    []tombstone // in order of deletion
+	horizon int64       // tokens older than this generation get EVENTS_LOST
+	// oldest and newest end the list of live objects in order of their
+	// last change (object.prev/next).
+	oldest, newest *object
+	changed        chan struct{} // closed and replaced on every committed write
 }
 
 // maxTombstones bounds the deletion log; older tokens get EVENTS_LOST.
@@ -147,7 +154,11 @@ func (tx *Tx) CreateWithRef(class, ref string, rec Record) {
 	if u, _ := rec["uuid"].(string); u == "" {
 		rec["uuid"] = tx.r.newUUID()
 	}
+	if old := tx.r.objects[ref]; old != nil {
+		tx.r.unlink(old)
+	}
 	o := &object{class: class, ref: ref, rec: rec, created: tx.gen, modified: tx.gen}
+	tx.r.append(o)
 	tx.r.objects[ref] = o
 	m := tx.r.byClass[class]
 	if m == nil {
@@ -219,9 +230,39 @@ func (tx *Tx) Modify(ref string) Record {
 	if o == nil {
 		return nil
 	}
-	o.modified = tx.gen
+	if o.modified != tx.gen || o != tx.r.newest {
+		tx.r.unlink(o)
+		o.modified = tx.gen
+		tx.r.append(o)
+	}
 	tx.touched[ref] = true
 	return o.rec
+}
+
+// append puts o at the newest end of the change-ordered list.
+func (r *Registry) append(o *object) {
+	o.prev, o.next = r.newest, nil
+	if r.newest != nil {
+		r.newest.next = o
+	} else {
+		r.oldest = o
+	}
+	r.newest = o
+}
+
+// unlink takes o out of the change-ordered list.
+func (r *Registry) unlink(o *object) {
+	if o.prev != nil {
+		o.prev.next = o.next
+	} else if r.oldest == o {
+		r.oldest = o.next
+	}
+	if o.next != nil {
+		o.next.prev = o.prev
+	} else if r.newest == o {
+		r.newest = o.prev
+	}
+	o.prev, o.next = nil, nil
 }
 
 // Delete removes ref. It does not touch objects that refer to it: class code
@@ -232,6 +273,7 @@ func (tx *Tx) Delete(ref string) {
 	if o == nil {
 		return
 	}
+	tx.r.unlink(o)
 	delete(tx.r.objects, ref)
 	delete(tx.r.byClass[o.class], ref)
 	if u, _ := o.rec["uuid"].(string); u != "" && tx.r.byUUID[u] == o {
@@ -268,9 +310,11 @@ func (tx *Tx) ChangesSince(since int64, match func(class, ref string) bool) ([]C
 	if since < tx.r.horizon {
 		return nil, false
 	}
+	// Walk back from the newest change: the cost is the number of objects
+	// changed since the token, not the size of the database.
 	var out []Change
-	for _, o := range tx.r.objects {
-		if o.modified <= since || (match != nil && !match(o.class, o.ref)) {
+	for o := tx.r.newest; o != nil && o.modified > since; o = o.prev {
+		if match != nil && !match(o.class, o.ref) {
 			continue
 		}
 		op := "mod"
@@ -279,8 +323,9 @@ func (tx *Tx) ChangesSince(since int64, match func(class, ref string) bool) ([]C
 		}
 		out = append(out, Change{Class: o.class, Ref: o.ref, Operation: op, Record: o.rec, Gen: o.modified})
 	}
-	for _, d := range tx.r.dead {
-		if d.deleted <= since || d.created > since || (match != nil && !match(d.class, d.ref)) {
+	first := sort.Search(len(tx.r.dead), func(i int) bool { return tx.r.dead[i].deleted > since })
+	for _, d := range tx.r.dead[first:] {
+		if d.created > since || (match != nil && !match(d.class, d.ref)) {
 			continue
 		}
 		out = append(out, Change{Class: d.class, Ref: d.ref, Operation: "del", Gen: d.deleted})
