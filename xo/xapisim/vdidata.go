@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,7 +37,7 @@ import (
 
 // dataPlane is the per-simulator state of the data plane: VDI contents, the
 // ova.xml id counter and the NBD server. It is the handler registered for
-// the transfer paths, which is also how Simulator.dataPlane finds it.
+// the transfer paths.
 type dataPlane struct {
 	sim *Simulator
 
@@ -58,29 +57,23 @@ type vdiDisk struct {
 	f         *os.File
 }
 
-// dataPaths are the transfer handlers' patterns; each also answers with a
-// trailing slash, as XAPI's prefix matching does (XO uses /export/ and
-// /import/).
-var dataPaths = []string{"GET /export", "PUT /import", "GET /export_raw_vdi", "PUT /import_raw_vdi"}
+// dataPaths are the transfer paths. Each is registered without a method
+// (so that a test's "GET /export/" hook stays more specific and wins) and
+// with a trailing slash, as XAPI's prefix matching accepts (XO uses
+// /export/ and /import/).
+var dataPaths = []string{"/export", "/import", "/export_raw_vdi", "/import_raw_vdi"}
 
 // dataPlane returns the simulator's data plane, registering the transfer
 // handlers, VDI.get_nbd_info and the content-keeping wrappers of the VDI
 // and VM copy and destroy calls on first use.
 func (s *Simulator) dataPlane() *dataPlane {
-	probe := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/export"}, Host: "localhost"}
-	if h, _ := s.mux.Handler(probe); h != nil {
-		if dp, ok := h.(*dataPlane); ok {
-			return dp
-		}
-	}
 	s.mu.Lock()
-	if h, _ := s.mux.Handler(probe); h != nil {
-		if dp, ok := h.(*dataPlane); ok {
-			s.mu.Unlock()
-			return dp
-		}
+	if dp := s.data; dp != nil {
+		s.mu.Unlock()
+		return dp
 	}
 	dp := &dataPlane{sim: s, disks: map[string]*vdiDisk{}, modelGen: -1}
+	s.data = dp
 	for _, p := range dataPaths {
 		s.mux.Handle(p, dp)
 		s.mux.Handle(p+"/", dp)
@@ -95,19 +88,23 @@ func (s *Simulator) dataPlane() *dataPlane {
 // (one of the class registrars).
 func registerDataPlane(s *Simulator) { s.dataPlane() }
 
-// ServeHTTP routes the transfer paths.
+// ServeHTTP routes the transfer paths: GET for exports, PUT for imports.
+// Other methods get what XAPI gives them on any path (POST is an XML-RPC
+// call, which fails to parse a transfer body).
 func (dp *dataPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch trimSlash(r.URL.Path) {
-	case "/export":
+	switch path := trimSlash(r.URL.Path); {
+	case path == "/export" && r.Method == http.MethodGet:
 		dp.serveExport(w, r)
-	case "/import":
+	case path == "/import" && r.Method == http.MethodPut:
 		dp.serveImport(w, r)
-	case "/export_raw_vdi":
+	case path == "/export_raw_vdi" && r.Method == http.MethodGet:
 		dp.serveExportRaw(w, r)
-	case "/import_raw_vdi":
+	case path == "/import_raw_vdi" && r.Method == http.MethodPut:
 		dp.serveImportRaw(w, r)
 	default:
-		HTTPError(w, http.StatusNotFound, "")
+		other := r.Clone(r.Context())
+		other.URL.Path = "/"
+		dp.sim.ServeHTTP(w, other)
 	}
 }
 
@@ -121,7 +118,13 @@ func trimSlash(p string) string {
 // Close stops the NBD server, if any, and removes the files holding VDI
 // contents. The simulator keeps answering RPCs; transfers fail afterwards.
 func (s *Simulator) Close() error {
-	return s.dataPlane().close()
+	s.mu.RLock()
+	dp := s.data
+	s.mu.RUnlock()
+	if dp == nil {
+		return nil
+	}
+	return dp.close()
 }
 
 func (dp *dataPlane) close() error {
@@ -359,11 +362,18 @@ func (dp *dataPlane) reconcile() {
 	}
 }
 
-// link gives dst a copy of src's contents (VDI.copy and friends).
+// link gives dst a copy of src's contents (VDI.copy and friends). src may
+// be a VDI whose record is gone but whose contents are still kept (until
+// the next reconcile).
 func (dp *dataPlane) link(src, dst string) error {
-	s, _, err := dp.open(src)
-	if err != nil {
-		return err
+	dp.mu.Lock()
+	s := dp.disks[src]
+	dp.mu.Unlock()
+	if s == nil {
+		var err error
+		if s, _, err = dp.open(src); err != nil {
+			return err
+		}
 	}
 	dp.mu.Lock()
 	defer dp.mu.Unlock()
@@ -451,6 +461,8 @@ func (dp *dataPlane) registerMethods() {
 		dst, _ := res.(string)
 		return dp.link(src, dst)
 	})
+	// VDI.pool_migrate deletes its source: keep the source's contents
+	// (made before the call by wrap's pin) for the link.
 	dp.wrap("VDI.pool_migrate", func(c *Call, res any) error {
 		src, _ := c.String(0)
 		dst, _ := res.(string)
@@ -479,9 +491,16 @@ func (dp *dataPlane) wrap(name string, after func(c *Call, res any) error) {
 		if err != nil {
 			return nil, err
 		}
+		if after != nil {
+			// The source of a copy gets its contents now, in case the
+			// call deletes it.
+			if src, serr := c.String(0); serr == nil {
+				_, _, _ = dp.open(src)
+			}
+		}
 		res, err := inner(c)
 		if err == nil && after != nil {
-			if lerr := after(c, res); lerr != nil && !errors.Is(lerr, errClosed) {
+			if lerr := after(c, res); lerr != nil && !errors.Is(lerr, errClosed) && dpFaultCode(lerr) != "HANDLE_INVALID" {
 				err = lerr
 			}
 		}
@@ -489,6 +508,15 @@ func (dp *dataPlane) wrap(name string, after func(c *Call, res any) error) {
 		return res, err
 	}
 	dp.sim.Register(name, m)
+}
+
+// dpFaultCode returns the code of a *Fault error ("" otherwise).
+func dpFaultCode(err error) string {
+	var f *Fault
+	if errors.As(err, &f) {
+		return f.Code
+	}
+	return ""
 }
 
 // linkVMDisks copies the disk contents of VM src to the VM dst made from

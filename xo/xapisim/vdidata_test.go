@@ -249,6 +249,14 @@ func TestContentsFollowRecords(t *testing.T) {
 	if _, err := srv.ReadVDIAt(clone, make([]byte, 512), 0); dpFault(err) != "HANDLE_INVALID" {
 		t.Errorf("read of a destroyed VDI: %v, want HANDLE_INVALID", err)
 	}
+	// Storage migration moves the contents with the disk.
+	running := dpDisk(t, srv.Simulator, dpByName(t, srv.Simulator, "VM", "vm0"))
+	before := dpContent(t, srv.Simulator, running)
+	local := dpByName(t, srv.Simulator, "SR", "host0 local storage")
+	moved := dpCall(t, srv, s, "VDI.pool_migrate", running, local, map[string]any{}).(string)
+	if got := dpContent(t, srv.Simulator, moved); !bytes.Equal(got, before) {
+		t.Error("VDI.pool_migrate lost the contents")
+	}
 	// Out-of-range writes fail.
 	if _, err := srv.WriteVDIAt(disk, make([]byte, 1024), 64<<20-512); dpFault(err) != "VDI_IO_ERROR" {
 		t.Errorf("write past the end: %v, want VDI_IO_ERROR", err)
