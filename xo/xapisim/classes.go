@@ -25,6 +25,7 @@ var classRegistrars = []func(*Simulator){
 	registerNetwork,
 	registerBond,
 	registerMessage,
+	registerDataPlane, // last: wraps the VDI/VM copy and destroy calls (vdidata.go)
 }
 
 // registerRelational replaces the generic create and destroy of every class

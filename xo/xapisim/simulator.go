@@ -27,6 +27,7 @@ type Simulator struct {
 	now      func() time.Time
 	mux      *http.ServeMux
 	handlers int // patterns registered on mux
+	data     *dataPlane // transfers, VDI contents and NBD (vdidata.go)
 
 	hooks  hooks
 	legacy legacyEvents // event.register subscriptions

@@ -23,6 +23,7 @@ func NewServer(t testing.TB, m Model) *Server {
 	t.Cleanup(func() {
 		ts.Close()
 		sim.cancelTasks()
+		_ = sim.Close() // NBD server and VDI content files (vdidata.go)
 	})
 	sim.mu.RLock()
 	user, pwd := sim.user, sim.password
