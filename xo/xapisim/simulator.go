@@ -26,7 +26,7 @@ type Simulator struct {
 	master   string // master address when playing a pool member, "" for the master
 	now      func() time.Time
 	mux      *http.ServeMux
-	handlers int // patterns registered on mux
+	handlers int        // patterns registered on mux
 	data     *dataPlane // transfers, VDI contents and NBD (vdidata.go)
 
 	hooks  hooks
