@@ -348,3 +348,21 @@ func TestRebinding(t *testing.T) {
 		t.Errorf("delivered %d bytes, want the first 1000", len(got))
 	}
 }
+
+// TestSystemResolver checks the default resolver path: localhost (from
+// /etc/hosts) resolves to loopback, refused unless allowed by name.
+func TestSystemResolver(t *testing.T) {
+	s := newObjectServer(t, object{data: []byte("local"), etag: `"l"`})
+	url := "http://localhost" + s.port() + "/k"
+	if _, err := Open(context.Background(), url, fast()); !errors.Is(err, ErrForbiddenAddress) {
+		t.Fatalf("localhost without allow: %v, want ErrForbiddenAddress", err)
+	}
+	r, err := Open(context.Background(), url, fast("localhost"))
+	if err != nil {
+		t.Fatalf("localhost allowed by name: %v", err)
+	}
+	defer r.Close()
+	if got, err := io.ReadAll(r); err != nil || string(got) != "local" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+}

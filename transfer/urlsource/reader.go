@@ -166,6 +166,10 @@ func (r *Reader) BytesRead() int64 { return r.done.Load() }
 // connection.
 func (r *Reader) Resumes() int { return int(r.resumes.Load()) }
 
+// ETag returns the object's ETag as the server sent it ("" if none), to
+// record which version of the object was imported.
+func (r *Reader) ETag() string { return r.etag }
+
 // URL returns the redacted URL (see Redact), for logs.
 func (r *Reader) URL() string { return r.redacted }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -83,6 +84,9 @@ func TestReadWhole(t *testing.T) {
 			}
 			if r.Resumes() != 0 {
 				t.Errorf("Resumes %d", r.Resumes())
+			}
+			if r.ETag() != o.etag {
+				t.Errorf("ETag %q, want %q", r.ETag(), o.etag)
 			}
 			if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 				t.Errorf("Read after the end: %d, %v", n, err)
@@ -395,10 +399,10 @@ func TestStatus(t *testing.T) {
 	})
 	t.Run("transient 503 then success", func(t *testing.T) {
 		obj := newObjectServer(t, object{data: data, etag: `"e"`})
-		fails := 2
+		var fails atomic.Int64
+		fails.Store(2)
 		s := handlerServer(t, func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && fails > 0 {
-				fails--
+			if r.Method == http.MethodGet && fails.Add(-1) >= 0 {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				return
 			}
@@ -434,10 +438,9 @@ func TestStatus(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	data := randomBytes(t, 10_000)
 	obj := object{data: data, etag: `"e"`}
-	first := true
+	var stalled atomic.Bool
 	s := handlerServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && first {
-			first = false
+		if r.Method == http.MethodGet && !stalled.Swap(true) {
 			w.Header().Set("ETag", obj.etag)
 			w.Header().Set("Content-Length", "10000")
 			w.Write(data[:10])
