@@ -355,8 +355,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 			}
 		case err == io.EOF:
 			if r.done.Load() == r.size {
-				r.detach()
-				r.err = io.EOF
+				r.finish(io.EOF)
 				return n, nil // io.EOF on the next call
 			}
 			if r.done.Load() == r.bodyEnd { // a 206 with a shorter range than asked
