@@ -314,8 +314,10 @@ type faultTransport struct {
 	base  http.RoundTripper
 	fault func(req *http.Request, op string, part string, attempt int) (fakeStatus int, fakeCode string, forwardThenFail bool)
 
-	mu       sync.Mutex
-	attempts map[string]int // "op part" -> attempts seen
+	mu          sync.Mutex
+	attempts    map[string]int // "op part" -> attempts seen
+	inFlight    int            // UploadPart requests in flight
+	maxInFlight int
 }
 
 // operation names a request the way the tests select them.
@@ -346,6 +348,20 @@ func (t *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	attempt := t.attempts[op+" "+part]
 	t.mu.Unlock()
 
+	if op == "UploadPart" {
+		t.mu.Lock()
+		t.inFlight++
+		t.maxInFlight = max(t.maxInFlight, t.inFlight)
+		t.mu.Unlock()
+		defer func() {
+			t.mu.Lock()
+			t.inFlight--
+			t.mu.Unlock()
+		}()
+	}
+	if t.fault == nil {
+		return t.base.RoundTrip(req)
+	}
 	status, code, forwardThenFail := t.fault(req, op, part, attempt)
 	switch {
 	case forwardThenFail:

@@ -340,7 +340,7 @@ func TestUploadLargeStream(t *testing.T) {
 
 // sampleHeap samples HeapAlloc every few milliseconds until the returned
 // function is called, which returns the largest value seen.
-func sampleHeap(t *testing.T) func() uint64 {
+func sampleHeap(t testing.TB) func() uint64 {
 	stop := make(chan struct{})
 	var (
 		wg   sync.WaitGroup
@@ -367,6 +367,34 @@ func sampleHeap(t *testing.T) func() uint64 {
 	}
 	t.Cleanup(func() { finish() })
 	return finish
+}
+
+// TestUploadConcurrencyBound checks that no more than Concurrency parts are
+// ever sent at once.
+func TestUploadConcurrencyBound(t *testing.T) {
+	for _, concurrency := range []int{1, 3} {
+		t.Run(strconv.Itoa(concurrency), func(t *testing.T) {
+			ft := &faultTransport{base: http.DefaultTransport}
+			cfg := peerConfig(t)
+			cfg.HTTPClient = &http.Client{Transport: ft}
+			c := newPeerClient(t, cfg)
+			bucket := newBucket(t, c)
+			src := newSource(3, 41*mib)
+			res, err := c.Upload(context.Background(), src, UploadOptions{Bucket: bucket, Key: "k", PartSize: 5 * mib, Concurrency: concurrency})
+			if err != nil {
+				t.Fatalf("Upload: %v", err)
+			}
+			if res.Parts != 9 {
+				t.Errorf("%d parts, want 9", res.Parts)
+			}
+			if ft.maxInFlight > concurrency {
+				t.Errorf("%d parts in flight at once, want at most %d", ft.maxInFlight, concurrency)
+			}
+			if n, sum := objectDigest(t, c, bucket, "k"); n != 41*mib || sum != src.digest() {
+				t.Errorf("object differs from the source")
+			}
+		})
+	}
 }
 
 var errSource = errors.New("source broke")
