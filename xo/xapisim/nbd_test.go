@@ -545,3 +545,34 @@ func FuzzNBDSession(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNBDCopy4GiB reads a 4 GiB sparse disk with nbdcopy (which
+// reads every byte: the server offers no block status), plain and TLS.
+func BenchmarkNBDCopy4GiB(b *testing.B) {
+	dpPeer(b, "nbdcopy", "libnbd-bin")
+	for _, useTLS := range []bool{false, true} {
+		name := "plain"
+		if useTLS {
+			name = "tls"
+		}
+		b.Run(name, func(b *testing.B) {
+			m := dpModel()
+			m.VMs, m.DiskSize = 2, 4<<30
+			srv := dpServer(b, m)
+			session := srv.Session()
+			disk := dpDisk(b, srv.Simulator, dpByName(b, srv.Simulator, "VM", "vm1"))
+			addr, info := dpNBD(b, srv, session, disk, useTLS)
+			query := ""
+			if useTLS {
+				query = "tls-verify-peer=false"
+			}
+			uri := dpNBDURI(addr, info["exportname"].(string), useTLS, query)
+			b.SetBytes(4 << 30)
+			for b.Loop() {
+				if out, err := exec.Command("nbdcopy", uri, "null:").CombinedOutput(); err != nil {
+					b.Fatalf("nbdcopy: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
