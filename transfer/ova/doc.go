@@ -39,16 +39,17 @@
 //     Disk.Allocated as tightly as the source allows (allocated blocks × block
 //     size, from the VHD BAT or NBD block status). XO (xo-vmdk-to-vhd's
 //     writeOvaOn) declares the raw size of the VHD's allocated blocks and pads
-//     the same way, which fails on incompressible grains (a compressed grain
-//     with its marker is larger than 64 KiB); the bound here does not.
+//     the same way; by its code, that bound is exceeded by incompressible
+//     grains (a stored grain with its marker takes 129 sectors, not 128),
+//     which the bound here accounts for.
 //   - SizeTwoPass: New compresses every disk once into a byte counter (the
 //     writer is deterministic for a given content id), Write compresses it
 //     again: the archive is as small as compression makes it and its size is
 //     still known before the first byte, at the cost of reading and
 //     compressing each disk twice. Sources must yield the same data both
 //     times (a snapshot, a halted VM); if not, Write fails with ErrChanged
-//     rather than emit a corrupt archive. XO uses this when its size bound is
-//     unknown (computeVmdkLength).
+//     rather than emit a corrupt archive. XO keeps this as its fallback when
+//     no bound is known (computeVmdkLength).
 //
 // Either way Archive.Size is exact, for Content-Length, memory stays bounded
 // by the VMDK writer's jobs (a few MiB per disk being written), disks are
@@ -56,6 +57,6 @@
 // goroutines (GOMAXPROCS by default), and nothing touches the file system.
 // Other designs were rejected: a temporary file per disk breaks "never on
 // disk"; OVF chunking (ovf:chunkSize, files split into fixed-size tar
-// entries) would stream without either cost but is not supported by
-// VirtualBox or XO's importer.
+// entries) would stream without either cost, but XO's own OVA importer does
+// not read chunked files and other importers' support is uneven.
 package ova
