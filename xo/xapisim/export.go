@@ -51,6 +51,7 @@ type transfer struct {
 // (401 without touching any task, as XAPI's assert_credentials_ok) and
 // returns nil.
 func (dp *dataPlane) begin(w http.ResponseWriter, r *http.Request, label string) *transfer {
+	dp.reconcile()
 	session, logout, err := dp.sim.HTTPSession(r)
 	if err != nil {
 		Unauthorized(w)

@@ -35,7 +35,7 @@ func (dp *dataPlane) serveExportRaw(w http.ResponseWriter, r *http.Request) {
 		format = "raw"
 	}
 	var vdi, base, vdiUUID, baseUUID string
-	var baseTime time.Time
+	var parentTime time.Time
 	err := func() error {
 		switch format {
 		case "raw", "vhd", "tar":
@@ -59,7 +59,7 @@ func (dp *dataPlane) serveExportRaw(w http.ResponseWriter, r *http.Request) {
 				}
 				br, _ := tx.GetClass("VDI", base)
 				baseUUID = str(br, "uuid")
-				baseTime, _ = br["snapshot_time"].(time.Time)
+				parentTime, _ = br["snapshot_time"].(time.Time)
 			}
 		})
 		if f != nil {
@@ -119,7 +119,7 @@ func (dp *dataPlane) serveExportRaw(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		s, err := vhdExport(ctx, disk, size, vdiUUID, baseDisk, baseUUID, baseTime)
+		s, err := vhdExport(ctx, disk, size, vdiUUID, baseDisk, baseUUID, parentTime)
 		if err != nil {
 			t.fail(w, http.StatusInternalServerError, err)
 			return
@@ -147,15 +147,15 @@ func (dp *dataPlane) serveExportRaw(w http.ResponseWriter, r *http.Request) {
 
 // vhdExport prepares the VHD stream of a disk: its allocated blocks, or
 // with a base the blocks whose content differs from the base's. The
-// footer's unique id is the VDI's UUID and the timestamp the simulator's
-// fixed inventory time, so exports are reproducible.
-func vhdExport(ctx context.Context, disk *vdiDisk, size int64, uuid string, base *vdiDisk, baseUUID string, baseTime time.Time) (*vhd.Stream, error) {
+// footer's unique id is the VDI's UUID and the timestamp the model's fixed
+// inventory time, so exports are reproducible.
+func vhdExport(ctx context.Context, disk *vdiDisk, size int64, uuid string, base *vdiDisk, baseUUID string, parentTime time.Time) (*vhd.Stream, error) {
 	blocks, err := vhd.ScanBlocks(ctx, disk.f, size)
 	if err != nil {
 		return nil, err
 	}
 	uid, _ := vhd.ParseUUID(uuid)
-	opts := vhd.Options{Size: size, UniqueID: uid, Timestamp: baseTime0}
+	opts := vhd.Options{Size: size, UniqueID: uid, Timestamp: baseTime}
 	if base != nil {
 		bst, err := base.f.Stat()
 		if err != nil {
@@ -168,13 +168,10 @@ func vhdExport(ctx context.Context, disk *vdiDisk, size int64, uuid string, base
 		}
 		blocks = diffBlocks(disk, base, size, baseSize, mergeBlocks(blocks, baseBlocks))
 		puid, _ := vhd.ParseUUID(baseUUID)
-		opts.Parent = &vhd.Parent{UniqueID: puid, Timestamp: baseTime, Name: baseUUID + ".vhd"}
+		opts.Parent = &vhd.Parent{UniqueID: puid, Timestamp: parentTime, Name: baseUUID + ".vhd"}
 	}
 	return vhd.NewStream(opts, blocks, vhd.ReaderAtSource(disk.f, size, blocks))
 }
-
-// baseTime0 is the timestamp of exported VHD footers.
-var baseTime0 = time.Date(2024, 1, 15, 8, 0, 0, 0, time.UTC)
 
 // mergeBlocks returns the sorted union of two sorted block lists.
 func mergeBlocks(a, b []int64) []int64 {

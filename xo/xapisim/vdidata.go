@@ -45,6 +45,7 @@ type dataPlane struct {
 	dir      string              // temporary directory, made on first use
 	disks    map[string]*vdiDisk // by VDI ref
 	modelGen int64               // registry generation of the model's objects
+	files    int                 // files made, for unique names
 	closed   bool
 	nbd      *nbdServer
 
@@ -57,15 +58,12 @@ type vdiDisk struct {
 	f         *os.File
 }
 
-// dataPaths are the transfer paths. Each is registered without a method
-// (so that a test's "GET /export/" hook stays more specific and wins) and
-// with a trailing slash, as XAPI's prefix matching accepts (XO uses
-// /export/ and /import/).
-var dataPaths = []string{"/export", "/import", "/export_raw_vdi", "/import_raw_vdi"}
-
 // dataPlane returns the simulator's data plane, registering the transfer
 // handlers, VDI.get_nbd_info and the content-keeping wrappers of the VDI
-// and VM copy and destroy calls on first use.
+// and VM copy and destroy calls on first use. The transfer paths are
+// registered without a method (so that a test's "GET /export/" hook stays
+// more specific and wins) and also with a trailing slash, which XAPI's
+// prefix matching accepts (XO uses /export/ and /import/).
 func (s *Simulator) dataPlane() *dataPlane {
 	s.mu.Lock()
 	if dp := s.data; dp != nil {
@@ -74,7 +72,7 @@ func (s *Simulator) dataPlane() *dataPlane {
 	}
 	dp := &dataPlane{sim: s, disks: map[string]*vdiDisk{}, modelGen: -1}
 	s.data = dp
-	for _, p := range dataPaths {
+	for _, p := range []string{"/export", "/import", "/export_raw_vdi", "/import_raw_vdi"} {
 		s.mux.Handle(p, dp)
 		s.mux.Handle(p+"/", dp)
 		s.handlers += 2
@@ -160,7 +158,6 @@ type vdiInfo struct {
 	modelDisk  bool   // created with the model
 	isSnapshot bool
 	seedUUID   string // UUID whose seeded data the VDI holds
-	class      string
 }
 
 // lookupVDI reads the VDI record of ref (a ref or a UUID).
@@ -181,7 +178,7 @@ func (dp *dataPlane) lookupVDI(tx *Tx, ref string) (vdiInfo, bool) {
 			dp.modelGen = tx.r.objects[pools[0]].created
 		}
 	}
-	info := vdiInfo{ref: ref, uuid: str(rec, "uuid"), class: "VDI", seedUUID: str(rec, "uuid")}
+	info := vdiInfo{ref: ref, uuid: str(rec, "uuid"), seedUUID: str(rec, "uuid")}
 	info.size, _ = rec["virtual_size"].(int64)
 	info.isSnapshot, _ = rec["is_a_snapshot"].(bool)
 	if o := tx.r.objects[ref]; o != nil {
@@ -297,7 +294,9 @@ func (dp *dataPlane) newDisk(info vdiInfo) (*vdiDisk, error) {
 		}
 		dp.dir = dir
 	}
-	f, err := os.OpenFile(filepath.Join(dp.dir, info.uuid+".raw"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	dp.files++
+	name := fmt.Sprintf("%06d-%s.raw", dp.files, info.uuid)
+	f, err := os.OpenFile(filepath.Join(dp.dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("xapisim: VDI store: %w", err)
 	}
@@ -468,6 +467,7 @@ func (dp *dataPlane) registerMethods() {
 		dst, _ := res.(string)
 		return dp.link(src, dst)
 	})
+	dp.wrapMoves("VM.migrate_send")
 	dp.wrap("VM.copy", func(c *Call, res any) error {
 		src, _ := c.String(0)
 		dst, _ := res.(string)
@@ -517,6 +517,53 @@ func dpFaultCode(err error) string {
 		return f.Code
 	}
 	return ""
+}
+
+// wrapMoves wraps a call that moves the disks of VM (its first argument)
+// to new VDIs (storage migration): the contents follow each VBD from its
+// old VDI to its new one.
+func (dp *dataPlane) wrapMoves(name string) {
+	m, ok := dp.sim.Method(name)
+	if !ok || m.Handler == nil {
+		return
+	}
+	inner := m.Handler
+	disks := func(vm string) map[string]string {
+		out := map[string]string{}
+		dp.sim.DB.Read(func(tx *Tx) {
+			rec, _ := tx.GetClass("VM", vm)
+			for _, vbd := range strSet(rec, "VBDs") {
+				br, _ := tx.GetClass("VBD", vbd)
+				if vdi := str(br, "VDI"); isRef(vdi) {
+					out[vbd] = vdi
+				}
+			}
+		})
+		return out
+	}
+	m.Handler = func(c *Call) (any, error) {
+		vm, err := c.String(0)
+		if err != nil {
+			return inner(c)
+		}
+		before := disks(vm)
+		for _, vdi := range before {
+			_, _, _ = dp.open(vdi)
+		}
+		res, err := inner(c)
+		if err == nil {
+			for vbd, vdi := range disks(vm) {
+				if old := before[vbd]; old != "" && old != vdi {
+					if lerr := dp.link(old, vdi); lerr != nil && !errors.Is(lerr, errClosed) {
+						err = lerr
+					}
+				}
+			}
+		}
+		dp.reconcile()
+		return res, err
+	}
+	dp.sim.Register(name, m)
 }
 
 // linkVMDisks copies the disk contents of VM src to the VM dst made from

@@ -257,6 +257,17 @@ func TestContentsFollowRecords(t *testing.T) {
 	if got := dpContent(t, srv.Simulator, moved); !bytes.Equal(got, before) {
 		t.Error("VDI.pool_migrate lost the contents")
 	}
+	// So does migrate_send with storage motion.
+	vm0 := dpByName(t, srv.Simulator, "VM", "vm0")
+	before = dpContent(t, srv.Simulator, dpDisk(t, srv.Simulator, vm0))
+	h1 := dpByName(t, srv.Simulator, "host", "host1")
+	dest := dpCall(t, srv, s, "host.migrate_receive", h1, dpByName(t, srv.Simulator, "network", "network0"), map[string]any{}).(map[string]any)
+	dpCall(t, srv, s, "VM.migrate_send", vm0, dest, true,
+		map[string]any{dpDisk(t, srv.Simulator, vm0): dpByName(t, srv.Simulator, "SR", "host1 local storage")},
+		map[string]any{}, map[string]any{})
+	if got := dpContent(t, srv.Simulator, dpDisk(t, srv.Simulator, vm0)); !bytes.Equal(got, before) {
+		t.Error("VM.migrate_send lost the contents")
+	}
 	// Out-of-range writes fail.
 	if _, err := srv.WriteVDIAt(disk, make([]byte, 1024), 64<<20-512); dpFault(err) != "VDI_IO_ERROR" {
 		t.Errorf("write past the end: %v, want VDI_IO_ERROR", err)
