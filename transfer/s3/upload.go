@@ -124,28 +124,27 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, opts UploadOptions) (R
 	if err != nil {
 		return Result{}, err
 	}
-	if err := context.Cause(ctx); err != nil {
-		return Result{}, fmt.Errorf("s3: upload %s/%s: %w", opts.Bucket, opts.Key, err)
-	}
 	u := &upload{c: c, opts: opts, plan: plan, pool: newBufferPool(opts.Concurrency)}
-
-	first, rest, err := u.readFirst(ctx, r)
-	if err != nil {
-		return Result{}, fmt.Errorf("s3: upload %s/%s: %w", opts.Bucket, opts.Key, err)
-	}
-	if rest == nil {
-		res, err := u.putObject(ctx, first)
-		u.pool.put(first)
-		if err != nil {
-			return Result{}, fmt.Errorf("s3: upload %s/%s: %w", opts.Bucket, opts.Key, err)
-		}
-		return res, nil
-	}
-	res, err := u.multipart(ctx, first, rest)
+	res, err := u.run(ctx, r)
 	if err != nil {
 		return Result{}, fmt.Errorf("s3: upload %s/%s: %w", opts.Bucket, opts.Key, err)
 	}
 	return res, nil
+}
+
+func (u *upload) run(ctx context.Context, r io.Reader) (Result, error) {
+	if err := context.Cause(ctx); err != nil {
+		return Result{}, err
+	}
+	first, rest, err := u.readFirst(ctx, r)
+	if err != nil {
+		return Result{}, err
+	}
+	if rest == nil {
+		defer u.pool.put(first)
+		return u.putObject(ctx, first)
+	}
+	return u.multipart(ctx, first, rest)
 }
 
 // partPlan gives the size of every part of one upload.
