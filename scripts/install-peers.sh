@@ -29,3 +29,16 @@ if [ "$(cat .peers/.installed 2>/dev/null)" != "$want" ]; then
   npm install --prefix .peers --save-exact --no-audit --no-fund --loglevel=error "${NPM_PKGS[@]}"
   echo "$want" > .peers/.installed
 fi
+
+# Go-installed peers, pinned, into .peers/bin: versitygw, a real S3 server.
+GO_PEERS=(github.com/versity/versitygw/cmd/versitygw@v1.8.0)
+mkdir -p .peers/bin
+for mod in "${GO_PEERS[@]}"; do
+  bin=$(basename "${mod%@*}")
+  stamp=".peers/bin/.$bin.version"
+  if [ ! -x ".peers/bin/$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$mod" ]; then
+    echo "install-peers: go install $mod"
+    GOBIN="$(pwd)/.peers/bin" go install "$mod"
+    echo "$mod" > "$stamp"
+  fi
+done
