@@ -285,23 +285,19 @@ func (dp *dataPlane) serveExport(w http.ResponseWriter, r *http.Request) {
 		t.fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	defer func() {
-		_ = dp.sim.DB.Write(func(tx *Tx) error {
-			removeOperation(tx, vm, t.task, updateVMAllowedOperations)
-			return nil
-		})
-	}()
-	var total int64
 	for _, d := range disks {
-		total += d.size
+		t.total += d.size
 	}
-	t.total = total
-	if err := t.respond(w, "HTTP/1.0", "Content-Type", "application/octet-stream",
-		"Content-Disposition", `attachment; filename="export.xva"`); err != nil {
-		t.finish(nil, err)
-		return
+	err = t.respond(w, "HTTP/1.0", "Content-Type", "application/octet-stream",
+		"Content-Disposition", `attachment; filename="export.xva"`)
+	if err == nil {
+		err = dp.writeXVA(t, ova, disks, xva.ParseCompression(t.param("use_compression")))
 	}
-	err = dp.writeXVA(t, ova, disks, xva.ParseCompression(t.param("use_compression")))
+	// The VM is unlocked before the task completes, as in XAPI.
+	_ = dp.sim.DB.Write(func(tx *Tx) error {
+		removeOperation(tx, vm, t.task, updateVMAllowedOperations)
+		return nil
+	})
 	t.finish(nil, err)
 }
 
