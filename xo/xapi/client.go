@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,7 +62,23 @@ type Options struct {
 	// (task waits and watchers). Default 30s. The HTTP exchange may take
 	// EventTimeout plus 15s before it is abandoned.
 	EventTimeout time.Duration
+
+	// Transport selects the protocol: TransportAuto (the default, ""),
+	// TransportJSONRPC or TransportXMLRPC. Auto does what XO does
+	// (xapi.md §1.7): it posts JSON-RPC to /jsonrpc and switches to
+	// XML-RPC for good when that answers 2xx with a content type other
+	// than application/json (parameters such as charset are ignored); any
+	// other failure of /jsonrpc, such as a 404, is an error, not a reason
+	// to fall back. JSON-RPC answers are about 2.6 times smaller.
+	Transport string
 }
+
+// Transports of Options.Transport.
+const (
+	TransportAuto    = "auto"
+	TransportJSONRPC = "json-rpc"
+	TransportXMLRPC  = "xml-rpc"
+)
 
 func (o *Options) valid() error {
 	if o.URL == "" {
@@ -84,6 +102,11 @@ func (o *Options) valid() error {
 	if o.CallTimeout < 0 || o.EventTimeout < 0 || o.MaxConns < 0 {
 		return ErrInvalidTimeout
 	}
+	switch o.Transport {
+	case "", TransportAuto, TransportJSONRPC, TransportXMLRPC:
+	default:
+		return ErrInvalidTransport
+	}
 	return nil
 }
 
@@ -103,7 +126,17 @@ type Client struct {
 	closed  bool
 
 	loginMu sync.Mutex // one login at a time
+
+	proto  atomic.Int32 // protoAuto until auto settles, else the protocol in use
+	schema schema       // JSON-RPC → XML-RPC value conversions (normalize.go)
 }
+
+// Protocols of Client.proto.
+const (
+	protoAuto int32 = iota
+	protoJSON
+	protoXML
+)
 
 // New validates opts and returns a Client. It does not touch the network.
 func New(opts Options) (*Client, error) {
@@ -121,6 +154,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.EventTimeout == 0 {
 		opts.EventTimeout = 30 * time.Second
+	}
+	if opts.Transport == "" {
+		opts.Transport = TransportAuto
 	}
 	tlsConf, err := tlsConfig(&opts)
 	if err != nil {
@@ -143,12 +179,33 @@ func New(opts Options) (*Client, error) {
 			IdleConnTimeout:     90 * time.Second,
 		}
 	}
-	return &Client{
-		opts: opts,
-		rpc:  &http.Client{Transport: newTransport(opts.MaxConns)},
-		long: &http.Client{Transport: newTransport(0)},
-		base: base,
-	}, nil
+	c := &Client{
+		opts:   opts,
+		rpc:    &http.Client{Transport: newTransport(opts.MaxConns)},
+		long:   &http.Client{Transport: newTransport(0)},
+		base:   base,
+		schema: newSchema(),
+	}
+	switch opts.Transport {
+	case TransportJSONRPC:
+		c.proto.Store(protoJSON)
+	case TransportXMLRPC:
+		c.proto.Store(protoXML)
+	}
+	return c, nil
+}
+
+// Transport returns the protocol in use: TransportJSONRPC or
+// TransportXMLRPC, or TransportAuto while an auto Client has not yet had
+// an answer that settles it.
+func (c *Client) Transport() string {
+	switch c.proto.Load() {
+	case protoJSON:
+		return TransportJSONRPC
+	case protoXML:
+		return TransportXMLRPC
+	}
+	return TransportAuto
 }
 
 // URL returns the endpoint calls currently go to: the configured URL, or
@@ -328,12 +385,9 @@ func (c *Client) call(ctx context.Context, hc *http.Client, out any, method stri
 	}
 }
 
-// roundTrip performs one XML-RPC exchange.
+// roundTrip performs one exchange in the Client's protocol, settling the
+// protocol of an auto Client on the first answer.
 func (c *Client) roundTrip(ctx context.Context, hc *http.Client, base *url.URL, out any, method string, args []any) (any, error) {
-	body, err := EncodeCall(method, args...)
-	if err != nil {
-		return nil, err
-	}
 	if c.opts.CallTimeout > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.opts.CallTimeout {
 			var cancel context.CancelFunc
@@ -341,38 +395,123 @@ func (c *Client) roundTrip(ctx context.Context, hc *http.Client, base *url.URL, 
 			defer cancel()
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.String(), bytes.NewReader(body))
+	switch c.proto.Load() {
+	case protoJSON:
+		return c.jsonRoundTrip(ctx, hc, base, out, method, args)
+	case protoXML:
+		return c.xmlRoundTrip(ctx, hc, base, out, method, args)
+	}
+	v, err := c.jsonRoundTrip(ctx, hc, base, out, method, args)
+	var xe *Error
+	switch {
+	case errors.Is(err, errNotJSON):
+		c.proto.Store(protoXML)
+		return c.xmlRoundTrip(ctx, hc, base, out, method, args)
+	case err == nil || errors.As(err, &xe):
+		c.proto.CompareAndSwap(protoAuto, protoJSON)
+	}
+	return v, err
+}
+
+// errNotJSON reports a 2xx answer of /jsonrpc that is not
+// application/json: the host has no JSON-RPC (auto falls back to XML-RPC).
+var errNotJSON = errors.New("xapi: /jsonrpc did not answer application/json")
+
+// post sends body and returns the response of a 2xx answer.
+func (c *Client) post(ctx context.Context, hc *http.Client, u *url.URL, contentType string, body []byte, method string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "text/xml")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "xorest-xapi/1")
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		return nil, &TransportError{Method: method, URL: base.Redacted(), Err: unwrapURLError(err)}
+		return nil, &TransportError{Method: method, URL: u.Redacted(), Err: unwrapURLError(err)}
 	}
-	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10) // let the connection be reused
-		resp.Body.Close()
-	}()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &TransportError{Method: method, URL: base.Redacted(), StatusCode: resp.StatusCode}
+		closeBody(resp)
+		return nil, &TransportError{Method: method, URL: u.Redacted(), StatusCode: resp.StatusCode}
 	}
+	return resp, nil
+}
+
+// closeBody drains a little of the body, so that the connection can be
+// reused, and closes it.
+func closeBody(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	resp.Body.Close()
+}
+
+// decodeFailure turns a decoding failure into the error of the call.
+func decodeFailure(ctx context.Context, u *url.URL, method string, err error) error {
+	var xe *Error
+	if errors.As(err, &xe) {
+		return xe
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return &TransportError{Method: method, URL: u.Redacted(), Err: err}
+}
+
+// xmlRoundTrip performs one XML-RPC exchange.
+func (c *Client) xmlRoundTrip(ctx context.Context, hc *http.Client, base *url.URL, out any, method string, args []any) (any, error) {
+	body, err := EncodeCall(method, args...)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.post(ctx, hc, base, "text/xml", body, method)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBody(resp)
 	v, err := DecodeResponse(resp.Body, out)
 	if err != nil {
-		var xe *Error
-		if errors.As(err, &xe) {
-			return nil, xe
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
-		}
-		return nil, &TransportError{Method: method, URL: base.Redacted(), Err: err}
+		return nil, decodeFailure(ctx, base, method, err)
 	}
 	return v, nil
+}
+
+// jsonURL is the JSON-RPC endpoint of the host of base.
+func jsonURL(base *url.URL) *url.URL {
+	u := *base
+	u.Path, u.RawPath, u.RawQuery, u.Fragment = "/jsonrpc", "", "", ""
+	return &u
+}
+
+// jsonRoundTrip performs one JSON-RPC exchange. A 2xx answer that is not
+// application/json gives an error matching errNotJSON.
+func (c *Client) jsonRoundTrip(ctx context.Context, hc *http.Client, base *url.URL, out any, method string, args []any) (any, error) {
+	body, err := EncodeJSONCall(method, args...)
+	if err != nil {
+		return nil, err
+	}
+	u := jsonURL(base)
+	resp, err := c.post(ctx, hc, u, "application/json", body, method)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBody(resp)
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		return nil, &TransportError{Method: method, URL: u.Redacted(),
+			Err: fmt.Errorf("%w (Content-Type %q)", errNotJSON, resp.Header.Get("Content-Type"))}
+	}
+	v, err := decodeJSONResult(resp.Body)
+	if err != nil {
+		return nil, decodeFailure(ctx, u, method, err)
+	}
+	v = c.schema.result(method, v)
+	if out == nil {
+		return v, nil
+	}
+	if err := assignOut(out, v); err != nil {
+		return nil, decodeFailure(ctx, u, method, err)
+	}
+	return nil, nil
 }
 
 func unwrapURLError(err error) error {

@@ -2,8 +2,10 @@ package xapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"time"
@@ -29,7 +31,7 @@ import (
 func EncodeCall(method string, args ...any) ([]byte, error) {
 	prepared := make([]any, len(args)) // non-nil: kolo then writes <params>
 	for i, a := range args {
-		p, err := prepareArg(reflect.ValueOf(a))
+		p, err := prepareArg(reflect.ValueOf(a), false)
 		if err != nil {
 			return nil, fmt.Errorf("xapi: %s argument %d: %w", method, i+1, err)
 		}
@@ -48,8 +50,31 @@ func escapeKey(k string) string {
 	return b.String()
 }
 
-// prepareArg converts v into the plain values kolo should encode.
-func prepareArg(v reflect.Value) (any, error) {
+// EncodeJSONCall returns the JSON-RPC 2.0 request body for method and
+// args, {"jsonrpc":"2.0","method":…,"params":[…],"id":0} as XO sends it
+// (xapi.md §1.7). Arguments are adapted as in EncodeCall, except that
+// integers are JSON numbers and map keys are not escaped; time.Time is the
+// string "20060102T15:04:05Z".
+func EncodeJSONCall(method string, args ...any) ([]byte, error) {
+	prepared := make([]any, len(args))
+	for i, a := range args {
+		p, err := prepareArg(reflect.ValueOf(a), true)
+		if err != nil {
+			return nil, fmt.Errorf("xapi: %s argument %d: %w", method, i+1, err)
+		}
+		prepared[i] = p
+	}
+	return json.Marshal(struct {
+		JSONRPC string `json:"jsonrpc"`
+		Method  string `json:"method"`
+		Params  []any  `json:"params"`
+		ID      int    `json:"id"`
+	}{"2.0", method, prepared, 0})
+}
+
+// prepareArg converts v into the plain values kolo (or encoding/json, when
+// forJSON) should encode.
+func prepareArg(v reflect.Value, forJSON bool) (any, error) {
 	if !v.IsValid() {
 		return "", nil
 	}
@@ -61,21 +86,30 @@ func prepareArg(v reflect.Value) (any, error) {
 		if v.IsNil() {
 			return "", nil
 		}
-		return prepareArg(v.Elem())
+		return prepareArg(v.Elem(), forJSON)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if forJSON {
+			return json.Number(strconv.FormatInt(v.Int(), 10)), nil
+		}
 		return strconv.FormatInt(v.Int(), 10), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if forJSON {
+			return json.Number(strconv.FormatUint(v.Uint(), 10)), nil
+		}
 		return strconv.FormatUint(v.Uint(), 10), nil
 	case reflect.String:
 		return v.String(), nil
 	case reflect.Bool:
 		return v.Bool(), nil
 	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); forJSON && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			return nil, fmt.Errorf("JSON cannot carry %v", f)
+		}
 		return v.Float(), nil
 	case reflect.Slice, reflect.Array:
 		out := make([]any, v.Len())
 		for i := range out {
-			p, err := prepareArg(v.Index(i))
+			p, err := prepareArg(v.Index(i), forJSON)
 			if err != nil {
 				return nil, err
 			}
@@ -95,11 +129,14 @@ func prepareArg(v reflect.Value) (any, error) {
 			default:
 				return nil, fmt.Errorf("unsupported map key type %s", k.Type())
 			}
-			p, err := prepareArg(iter.Value())
+			p, err := prepareArg(iter.Value(), forJSON)
 			if err != nil {
 				return nil, err
 			}
-			out[escapeKey(key)] = p
+			if !forJSON {
+				key = escapeKey(key)
+			}
+			out[key] = p
 		}
 		return out, nil
 	case reflect.Struct:
@@ -120,11 +157,14 @@ func prepareArg(v reflect.Value) (any, error) {
 			if name == "" {
 				name = f.Name
 			}
-			p, err := prepareArg(v.Field(i))
+			p, err := prepareArg(v.Field(i), forJSON)
 			if err != nil {
 				return nil, fmt.Errorf("field %s: %w", f.Name, err)
 			}
-			out[escapeKey(name)] = p
+			if !forJSON {
+				name = escapeKey(name)
+			}
+			out[name] = p
 		}
 		return out, nil
 	}

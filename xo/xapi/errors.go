@@ -118,10 +118,11 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // Is makes every TransportError match ErrUnreachable.
 func (e *TransportError) Is(target error) bool { return target == ErrUnreachable }
 
-// ErrInvalidResponse matches responses that are not well-formed XML-RPC.
+// ErrInvalidResponse matches responses that are not well-formed XML-RPC
+// or JSON-RPC, or whose values do not fit the requested Go type.
 // Such failures are wrapped in a TransportError, so they also match
 // ErrUnreachable.
-var ErrInvalidResponse = errors.New("xapi: invalid XML-RPC response")
+var ErrInvalidResponse = errors.New("xapi: invalid response")
 
 // Option validation errors, returned by New before any network call.
 var (
@@ -139,6 +140,8 @@ var (
 	ErrInvalidCA = errors.New("xapi: no certificate found in CA PEM")
 	// ErrInvalidTimeout: a negative duration in Options.
 	ErrInvalidTimeout = errors.New("xapi: timeouts must not be negative")
+	// ErrInvalidTransport: Options.Transport is not "", "auto", "json-rpc" or "xml-rpc".
+	ErrInvalidTransport = errors.New(`xapi: Transport must be "auto", "json-rpc" or "xml-rpc"`)
 )
 
 // ErrClosed is returned by calls on a Client after Close.

@@ -1,0 +1,581 @@
+package xapi
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// JSON-RPC decoding (xapi.md §1.7). The decoder reads the response while
+// it arrives, through the same buffered byte source as the XML scanner,
+// and builds values with the XML decoder's interning and arena (decoder
+// methods), so the generic form costs about what the XML one costs.
+//
+// Generic values follow the XML-RPC mapping so that callers see the same
+// Go values over both transports: strings, refs and enums are strings;
+// integer numbers (XAPI's ints) are their decimal text as a string, as
+// XAPI's XML-RPC sends them; other numbers are float64; true/false bool;
+// null nil; objects map[string]any; arrays []any. Datetimes arrive as
+// strings; the Client turns them (and integral floats) into the XML-RPC
+// types for the fields the typed records declare (see normalize.go).
+
+// DecodeJSONResponse reads a JSON-RPC response (v2 or v1) from r and
+// returns its result. A v2 error {"code","message","data"} gives an *Error
+// whose Code is message and Params data; a v1 error array ["CODE", …]
+// gives the *Error it describes. out works as in DecodeResponse (typed
+// values are converted from the generic form by the same rules as
+// XML-RPC's typed decoding). Malformed input gives an error matching
+// ErrInvalidResponse.
+func DecodeJSONResponse(r io.Reader, out any) (any, error) {
+	v, err := decodeJSONResult(r)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return v, nil
+	}
+	return nil, assignOut(out, v)
+}
+
+// assignOut converts the generic value v into the non-nil pointer out.
+func assignOut(out any, v any) error {
+	target := reflect.ValueOf(out)
+	if target.Kind() != reflect.Pointer || target.IsNil() {
+		return fmt.Errorf("xapi: decoding needs a non-nil pointer, got %T", out)
+	}
+	if p, ok := out.(*map[Ref]map[string]any); ok { // Client.GetAllRecords
+		return recordsMapOf(p, v)
+	}
+	var a assigner
+	return a.assign(target.Elem(), v)
+}
+
+// decodeJSONResult decodes a whole JSON-RPC response into its generic
+// result, or the *Error it carries.
+func decodeJSONResult(r io.Reader) (any, error) {
+	d := newDecoder(r)
+	s := d.s
+	if err := d.jsonSpace(); err != nil {
+		return nil, err
+	}
+	if s.pos == s.end {
+		return nil, s.errSyntax("empty JSON-RPC response")
+	}
+	if s.buf[s.pos] != '{' {
+		return nil, s.errSyntax("JSON-RPC response is not an object")
+	}
+	s.pos++
+	var (
+		result, errv   any
+		hasResult, has bool
+	)
+	for first := true; ; first = false {
+		key, ok, err := d.jsonMember(first, true)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		switch key {
+		case "result":
+			result, err = d.jsonAny("result")
+			hasResult = true
+		case "error":
+			errv, err = d.jsonAny("error")
+			has = errv != nil
+		default:
+			_, err = d.jsonAny(key)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := d.jsonSpace(); err != nil {
+		return nil, err
+	}
+	if s.pos != s.end {
+		return nil, s.errSyntax("data after the JSON-RPC response")
+	}
+	if has {
+		return nil, jsonError(errv)
+	}
+	if !hasResult {
+		return nil, s.errSyntax("JSON-RPC response has neither result nor error")
+	}
+	return result, nil
+}
+
+// jsonError builds the *Error of a JSON-RPC error member: a v2 object
+// {"code","message","data"} or a v1 array (or string) description.
+func jsonError(v any) *Error {
+	switch x := v.(type) {
+	case map[string]any:
+		code := scalarString(x["message"])
+		if code == "" {
+			code = "JSONRPC_ERROR_" + scalarString(x["code"])
+		}
+		var params []string
+		switch data := x["data"].(type) {
+		case []any:
+			params = make([]string, len(data))
+			for i, p := range data {
+				params[i] = scalarString(p)
+			}
+		case nil:
+		default:
+			params = []string{scalarString(data)}
+		}
+		return &Error{Code: code, Params: params}
+	case []any:
+		desc := make([]string, len(x))
+		for i, p := range x {
+			desc[i] = scalarString(p)
+		}
+		return newError(desc)
+	default:
+		return newError([]string{scalarString(x)})
+	}
+}
+
+// jsonSpace skips JSON whitespace; at end of input it returns nil with
+// pos == end.
+func (d *decoder) jsonSpace() error {
+	s := d.s
+	for {
+		for s.pos < s.end {
+			switch s.buf[s.pos] {
+			case ' ', '\t', '\n', '\r':
+				s.pos++
+				continue
+			}
+			return nil
+		}
+		if !s.fill() {
+			if s.rerr == io.EOF {
+				return nil
+			}
+			return s.rerr
+		}
+	}
+}
+
+// jsonPeek skips whitespace and returns the next byte without consuming it.
+func (d *decoder) jsonPeek() (byte, error) {
+	if err := d.jsonSpace(); err != nil {
+		return 0, err
+	}
+	if d.s.pos == d.s.end {
+		return 0, d.s.readErr()
+	}
+	return d.s.buf[d.s.pos], nil
+}
+
+// jsonMember reads the next member name of an object (after its '{' or a
+// previous member's value) and the ':' after it, or the closing '}'
+// (ok=false). Names are interned unless they look like refs.
+func (d *decoder) jsonMember(first, intern bool) (string, bool, error) {
+	c, err := d.jsonPeek()
+	if err != nil {
+		return "", false, err
+	}
+	s := d.s
+	if c == '}' {
+		s.pos++
+		return "", false, nil
+	}
+	if !first {
+		if c != ',' {
+			return "", false, s.errSyntax("expected ',' or '}' in object, found %q", c)
+		}
+		s.pos++
+		if c, err = d.jsonPeek(); err != nil {
+			return "", false, err
+		}
+	}
+	if c != '"' {
+		return "", false, s.errSyntax("expected a member name, found %q", c)
+	}
+	b, err := d.jsonString()
+	if err != nil {
+		return "", false, err
+	}
+	var name string
+	if intern && !(len(b) > 10 && string(b[:10]) == "OpaqueRef:") {
+		name = d.key(b)
+	} else {
+		name = d.mem.string(b)
+	}
+	if c, err = d.jsonPeek(); err != nil {
+		return "", false, err
+	}
+	if c != ':' {
+		return "", false, s.errSyntax("expected ':' after a member name, found %q", c)
+	}
+	s.pos++
+	return name, true, nil
+}
+
+// jsonAny decodes the next value. name is the member it belongs to, used
+// to presize objects from the previous object of the same name.
+func (d *decoder) jsonAny(name string) (any, error) {
+	c, err := d.jsonPeek()
+	if err != nil {
+		return nil, err
+	}
+	s := d.s
+	switch {
+	case c == '"':
+		b, err := d.jsonString()
+		if err != nil {
+			return nil, err
+		}
+		return d.boxed(b), nil
+	case c == '{':
+		s.pos++
+		return d.jsonObject(name)
+	case c == '[':
+		s.pos++
+		return d.jsonArray()
+	case c == '-' || c >= '0' && c <= '9':
+		b, integer, err := d.jsonNumber()
+		if err != nil {
+			return nil, err
+		}
+		if integer {
+			return d.boxed(b), nil
+		}
+		f, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			return nil, s.errSyntax("number %s out of range", b)
+		}
+		return f, nil
+	case c == 't':
+		return true, d.jsonLiteral("true")
+	case c == 'f':
+		return false, d.jsonLiteral("false")
+	case c == 'n':
+		return nil, d.jsonLiteral("null")
+	}
+	return nil, s.errSyntax("unexpected %q at the start of a value", c)
+}
+
+func (d *decoder) jsonLiteral(lit string) error {
+	s := d.s
+	if !s.ensure(len(lit)) || string(s.buf[s.pos:s.pos+len(lit)]) != lit {
+		if s.rerr != nil && s.rerr != io.EOF {
+			return s.rerr
+		}
+		return s.errSyntax("invalid literal, expected %s", lit)
+	}
+	s.pos += len(lit)
+	return nil
+}
+
+func (d *decoder) jsonObject(hint string) (map[string]any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { d.depth-- }()
+	if len(hint) > maxInternedLen {
+		hint = "" // a ref: every one differs, don't keep sizes for them
+	}
+	m := make(map[string]any, d.sizes[hint])
+	for first := true; ; first = false {
+		name, ok, err := d.jsonMember(first, true)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		v, err := d.jsonAny(name)
+		if err != nil {
+			return nil, err
+		}
+		m[name] = v
+	}
+	if len(d.sizes) < maxInterned {
+		d.sizes[hint] = len(m)
+	}
+	return m, nil
+}
+
+func (d *decoder) jsonArray() (any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer func() { d.depth-- }()
+	start := len(d.stack)
+	defer func() {
+		clear(d.stack[start:])
+		d.stack = d.stack[:start]
+	}()
+	s := d.s
+	for first := true; ; first = false {
+		c, err := d.jsonPeek()
+		if err != nil {
+			return nil, err
+		}
+		if c == ']' {
+			s.pos++
+			break
+		}
+		if !first {
+			if c != ',' {
+				return nil, s.errSyntax("expected ',' or ']' in array, found %q", c)
+			}
+			s.pos++
+		}
+		v, err := d.jsonAny("")
+		if err != nil {
+			return nil, err
+		}
+		d.stack = append(d.stack, v)
+	}
+	a := d.mem.anys(len(d.stack) - start)
+	copy(a, d.stack[start:])
+	return d.mem.boxAnys(a, d.atyp), nil
+}
+
+// jsonString reads a string at pos (on its opening quote) and returns its
+// decoded bytes, valid until the next call on the decoder. Like
+// encoding/json, invalid UTF-8 and lone surrogates become U+FFFD.
+func (d *decoder) jsonString() ([]byte, error) {
+	s := d.s
+	i := 1 // offset from s.pos; fill keeps buf[pos:], so offsets survive refills
+	slow := false
+	for {
+		for s.pos+i < s.end {
+			c := s.buf[s.pos+i]
+			switch {
+			case c == '"':
+				raw := s.buf[s.pos+1 : s.pos+i]
+				s.pos += i + 1
+				if !slow {
+					return raw, nil
+				}
+				return d.unquote(raw)
+			case c == '\\':
+				slow = true
+				i += 2
+				continue
+			case c < 0x20:
+				s.pos += i
+				return nil, s.errSyntax("control character %#x in string", c)
+			case c >= utf8.RuneSelf:
+				slow = true
+			}
+			i++
+		}
+		if !s.fill() {
+			return nil, s.readErr()
+		}
+	}
+}
+
+// unquote decodes the escapes and invalid UTF-8 of a raw string body.
+func (d *decoder) unquote(raw []byte) ([]byte, error) {
+	out := d.text[:0]
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(raw) {
+				return nil, d.s.errSyntax("unterminated escape in string")
+			}
+			e := raw[i+1]
+			i += 2
+			switch e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := hex4(raw[i:])
+				if !ok {
+					return nil, d.s.errSyntax("invalid \\u escape in string")
+				}
+				i += 4
+				if utf16.IsSurrogate(r) {
+					r2, ok := rune(-1), false
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						r2, ok = hex4(raw[i+2:])
+					}
+					if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+						i += 6
+						r = dec
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return nil, d.s.errSyntax("invalid escape \\%c in string", e)
+			}
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, raw[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	d.text = out
+	return out, nil
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// jsonNumber reads a number at pos and returns its text (valid until the
+// next call on the decoder) and whether it is an integer literal (no
+// fraction, no exponent).
+func (d *decoder) jsonNumber() ([]byte, bool, error) {
+	s := d.s
+	i := 0
+	// at returns the byte at offset i, 0 at the end of input.
+	at := func() byte {
+		if s.pos+i >= s.end && !s.fill() {
+			return 0
+		}
+		return s.buf[s.pos+i]
+	}
+	digits := func() int {
+		n := 0
+		for c := at(); c >= '0' && c <= '9'; c = at() {
+			i++
+			n++
+		}
+		return n
+	}
+	bad := func() ([]byte, bool, error) {
+		if s.rerr != nil && s.rerr != io.EOF {
+			return nil, false, s.rerr
+		}
+		return nil, false, s.errSyntax("invalid number")
+	}
+	if at() == '-' {
+		i++
+	}
+	switch c := at(); {
+	case c == '0':
+		i++
+	case c >= '1' && c <= '9':
+		digits()
+	default:
+		return bad()
+	}
+	integer := true
+	if at() == '.' {
+		i++
+		integer = false
+		if digits() == 0 {
+			return bad()
+		}
+	}
+	if c := at(); c == 'e' || c == 'E' {
+		i++
+		integer = false
+		if c := at(); c == '+' || c == '-' {
+			i++
+		}
+		if digits() == 0 {
+			return bad()
+		}
+	}
+	if s.rerr != nil && s.rerr != io.EOF {
+		return nil, false, s.rerr
+	}
+	b := s.buf[s.pos : s.pos+i]
+	s.pos += i
+	return b, integer, nil
+}
+
+// recordsMapOf fills a records map from a generic result.
+func recordsMapOf(p *map[Ref]map[string]any, v any) error {
+	switch x := v.(type) {
+	case nil:
+		*p = nil
+		return nil
+	case map[string]any:
+		m := make(map[Ref]map[string]any, len(x))
+		for k, rec := range x {
+			switch r := rec.(type) {
+			case map[string]any:
+				m[Ref(k)] = r
+			case nil:
+				m[Ref(k)] = nil
+			case string:
+				if r != "" {
+					return fmt.Errorf("%w: record %s is a string", ErrInvalidResponse, k)
+				}
+				m[Ref(k)] = nil
+			default:
+				return fmt.Errorf("%w: record %s is a %s", ErrInvalidResponse, k, kindName(rec))
+			}
+		}
+		*p = m
+		return nil
+	case string:
+		if x == "" {
+			*p = nil
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: cannot decode %s into map[Ref]map[string]any", ErrInvalidResponse, kindName(v))
+}
+
+// kindName names the JSON type of a generic value for errors.
+func kindName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "boolean"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return strings.TrimPrefix(fmt.Sprintf("%T", v), "*")
+}
