@@ -36,7 +36,7 @@ type Options struct {
 	// as XO and VMware's tools use.
 	Level int
 	// Workers is the number of compressing goroutines; zero means
-	// runtime.GOMAXPROCS(0).
+	// runtime.GOMAXPROCS(0). At most 64 are used.
 	Workers int
 	// CID is the descriptor's content id; zero means a random one. Two
 	// calls with the same options and data produce identical images.
@@ -76,8 +76,10 @@ func fixedBytes(gts int64) int64 {
 
 func sectors(n int64) int64 { return (n + SectorSize - 1) / SectorSize }
 
-// jobGrains is the number of grains compressed per job (1 MiB of input).
-const jobGrains = 16
+const (
+	jobGrains  = 16 // grains compressed per job (1 MiB of input)
+	maxWorkers = 64 // bounds the jobs in flight whatever Options.Workers says
+)
 
 type job struct {
 	idx  []int64 // grain indices
@@ -120,6 +122,7 @@ func Write(ctx context.Context, w io.Writer, opts Options, src BlockSource) (int
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	workers = min(workers, maxWorkers)
 	cid := opts.CID
 	if cid == 0 {
 		var b [4]byte
@@ -157,7 +160,7 @@ func Write(ctx context.Context, w io.Writer, opts Options, src BlockSource) (int
 		curGT:  -1,
 		sector: make([]byte, SectorSize),
 	}
-	err := sw.run(ctx, desc, grains, bs, level, workers, src)
+	err := sw.run(ctx, desc, bs, level, workers, src)
 	return cw.n, err
 }
 
@@ -178,12 +181,13 @@ type streamWriter struct {
 	header Header
 	gd     []uint32
 	gt     []uint32
-	curGT  int64
-	dirty  bool
+	curGT  int64 // index of the grain table being filled, or -1
+	dirty  bool  // gt holds entries not written yet
+	inTail bool  // the grain directory and what follows are being written
 	sector []byte
 }
 
-func (s *streamWriter) run(ctx context.Context, desc string, grains, bs int64, level, workers int, src BlockSource) error {
+func (s *streamWriter) run(ctx context.Context, desc string, bs int64, level, workers int, src BlockSource) error {
 	first, err := s.header.MarshalBinary()
 	if err != nil {
 		return err
@@ -221,7 +225,7 @@ func (s *streamWriter) run(ctx context.Context, desc string, grains, bs int64, l
 		defer wg.Done()
 		defer close(order)
 		defer close(jobs)
-		prodErr = produce(ctx, src, s.opts.Size, grains, bs, free, jobs, order)
+		prodErr = produce(ctx, src, s.opts.Size, bs, free, jobs, order)
 	}()
 
 	var werr error
@@ -247,7 +251,7 @@ func (s *streamWriter) run(ctx context.Context, desc string, grains, bs int64, l
 
 // produce reads src, copies its non-zero grains into jobs and hands each
 // job both to the workers and, in order, to the writer.
-func produce(ctx context.Context, src BlockSource, size, grains, bs int64, free, jobs, order chan *job) error {
+func produce(ctx context.Context, src BlockSource, size, bs int64, free, jobs, order chan *job) error {
 	var j *job
 	send := func() error {
 		if j == nil || len(j.idx) == 0 {
@@ -431,7 +435,7 @@ func (s *streamWriter) write(p []byte) error {
 // tailBytes is what still follows the grains and grain tables: the grain
 // directory and its marker, the footer marker, the footer and EOS.
 func (s *streamWriter) tailBytes(gts int64) int64 {
-	if s.curGT == -2 {
+	if s.inTail {
 		return 0
 	}
 	return SectorSize + sectors(gts*4)*SectorSize + 3*SectorSize
@@ -481,7 +485,7 @@ func (s *streamWriter) finish() error {
 			}
 		}
 	}
-	s.curGT = -2 // the tail is accounted for from here on
+	s.inTail = true // the tail is accounted for from here on
 	tail := make([]byte, 0, s.tailBytes(gts)+4*SectorSize)
 	tail = append(tail, make([]byte, SectorSize)...)
 	marker(tail, uint64(sectors(gts*4)), MarkerGD)
