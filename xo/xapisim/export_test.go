@@ -3,9 +3,15 @@ package xapisim
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -527,5 +533,88 @@ func BenchmarkExport4GiB(b *testing.B) {
 			}
 			b.ReportMetric(float64(wire), "wire-bytes")
 		})
+	}
+}
+
+// TestXenAPINodeTransfers runs XO's npm xen-api against the transfer
+// handlers: getResource/putResource with tasks, the probe PUT before a
+// stream, and the 1 PiB Content-Length hack.
+func TestXenAPINodeTransfers(t *testing.T) {
+	modules := os.Getenv("XOREST_NODE_MODULES")
+	if modules == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			if parent := filepath.Dir(dir); parent != dir {
+				dir = parent
+				continue
+			}
+			t.Fatal("go.mod not found above the test directory")
+		}
+		modules = filepath.Join(dir, ".peers", "node_modules")
+	}
+	dpPeer(t, "node", "nodejs")
+	if _, err := os.Stat(filepath.Join(modules, "xen-api", "package.json")); err != nil {
+		t.Fatalf("npm xen-api not found in %s (run `make peers`): %v", modules, err)
+	}
+	script, err := os.ReadFile(filepath.Join("testdata", "clients", "xen_api_transfer.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(modules), "xen-api-transfer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "transfer.mjs")
+	if err := os.WriteFile(path, script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm1")
+	disk := dpDisk(t, srv.Simulator, vm)
+	sr := dpField(srv.Simulator, disk, "SR").(string)
+	const size = 3 << 20
+	empty := dpNewVDI(t, srv, session, sr, size)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", path, strings.TrimSuffix(srv.URL, "/"), srv.User, srv.Password, vm, sr, empty, strconv.Itoa(size))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	var got struct {
+		XVABytes           int      `json:"xva_bytes"`
+		ImportResult       []string `json:"import_result"`
+		ImportStreamResult []string `json:"import_stream_result"`
+		RawRoundTrip       bool     `json:"raw_roundtrip"`
+		VHDCookie          string   `json:"vhd_cookie"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	want := dpContent(t, srv.Simulator, disk)
+	for _, res := range [][]string{got.ImportResult, got.ImportStreamResult} {
+		if len(res) != 1 || !strings.HasPrefix(res[0], "OpaqueRef:") {
+			t.Fatalf("putResource(/import/) resolved to %v, want one VM ref", res)
+		}
+		if !bytes.Equal(dpContent(t, srv.Simulator, dpDisk(t, srv.Simulator, res[0])), want) {
+			t.Error("disk imported by xen-api differs from the exported one")
+		}
+	}
+	if !got.RawRoundTrip {
+		t.Error("raw upload with the 1 PiB Content-Length did not come back identical")
+	}
+	if got.VHDCookie != "conectix" {
+		t.Errorf("VHD export starts with %q", got.VHDCookie)
 	}
 }
