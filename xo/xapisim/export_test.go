@@ -222,6 +222,43 @@ func TestExportReproducible(t *testing.T) {
 	}
 }
 
+func TestExportSuspended(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm3") // Suspended
+	suspend := dpField(srv.Simulator, vm, "suspend_VDI").(string)
+	sr := refByNameQuiet(srv.Simulator, "SR", "sr0")
+	for _, tc := range []struct {
+		preserve string
+		state    string
+	}{
+		{"false", "Halted"},
+		{"true", "Suspended"},
+	} {
+		t.Run("preserve_power_state="+tc.preserve, func(t *testing.T) {
+			task := dpTask(t, srv, session)
+			resp, data := dpGet(t, dpURL(srv, "/export", url.Values{"session_id": {session}, "task_id": {task}, "ref": {vm}, "preserve_power_state": {tc.preserve}}))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %s", resp.Status, data)
+			}
+			rec := dpImport(t, srv, session, sr, data, nil)
+			if str(rec, "status") != "success" {
+				t.Fatalf("import: %v", rec["error_info"])
+			}
+			nv := dpImportedVM(t, rec)
+			if got := dpField(srv.Simulator, nv, "power_state"); got != tc.state {
+				t.Errorf("imported power_state %v, want %s", got, tc.state)
+			}
+			if tc.state == "Suspended" {
+				sv := dpField(srv.Simulator, nv, "suspend_VDI").(string)
+				if !isRef(sv) || !dpSameContent(t, srv.Simulator, sv, suspend) {
+					t.Error("suspend image not restored")
+				}
+			}
+		})
+	}
+}
+
 func TestExportCurrentOperations(t *testing.T) {
 	srv := dpServer(t, dpModel())
 	session := srv.Session()

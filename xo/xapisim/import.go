@@ -313,6 +313,14 @@ func (dp *dataPlane) createImported(tx *Tx, task string, objects []ovaObject, sr
 		refs[o.id] = vdi
 		made.vdis = append(made.vdis, vdi)
 	}
+	// A VM exported Suspended with its suspend image comes back Suspended.
+	for _, o := range byClass["VM"] {
+		state, _ := o.rec["power_state"].(string)
+		if sv := refs[fwd(o, "suspend_VDI")]; state == "Suspended" && sv != "" {
+			setField(tx, refs[o.id], "suspend_VDI", sv)
+			setField(tx, refs[o.id], "power_state", "Suspended")
+		}
+	}
 	for _, o := range byClass["VBD"] {
 		vm := refs[fwd(o, "VM")]
 		if vm == "" {
