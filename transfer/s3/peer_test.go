@@ -334,6 +334,8 @@ func operation(req *http.Request) (op, part string) {
 		return "CompleteMultipartUpload", ""
 	case req.Method == http.MethodDelete && q.Has("uploadId"):
 		return "AbortMultipartUpload", ""
+	case req.Method == http.MethodGet && q.Has("uploadId"):
+		return "ListParts", ""
 	}
 	return req.Method, ""
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // Multipart limits of S3 and the defaults of Upload.
@@ -104,11 +105,12 @@ type Result struct {
 // part with the same bytes.
 //
 // On any failure — a part that keeps failing, an error from r, ctx cancelled,
-// the stream outgrowing MaxParts — Upload waits for the parts in flight, calls
-// AbortMultipartUpload (with a context detached from ctx and bounded by
-// Config.AbortTimeout) and returns the cause, joined with the abort's own
-// error if that failed too, so no upload is left behind unless S3 is
-// unreachable. Upload does not interrupt a blocked r.Read: tie r to ctx (an
+// the stream outgrowing MaxParts — Upload stops reading, lets the parts on the
+// wire finish (ctx cancellation cuts them), calls AbortMultipartUpload (with a
+// context detached from ctx and bounded by Config.AbortTimeout) until
+// ListParts confirms the upload is gone, and returns the cause, joined with
+// the abort's own error if that failed too. No upload is left behind unless
+// S3 stays unreachable. Upload does not interrupt a blocked r.Read: tie r to ctx (an
 // HTTP response body requested with ctx is).
 func (c *Client) Upload(ctx context.Context, r io.Reader, opts UploadOptions) (Result, error) {
 	if err := opts.validate(); err != nil {
@@ -332,14 +334,16 @@ func (u *upload) multipart(ctx context.Context, first []byte, r io.Reader) (Resu
 	}
 	uploadID := aws.ToString(created.UploadId)
 
-	// The first failure (a part, the reader, ctx) cancels the rest.
-	pctx, cancel := context.WithCancelCause(ctx)
+	// The first failure (a part, the reader, ctx) stops reading, sending and
+	// retrying. Parts already on the wire finish (unless ctx itself ends), so
+	// that none is still being stored when the upload is aborted.
+	stop, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	send := func(num int, buf []byte) {
 		wg.Go(func() {
 			defer u.pool.put(buf)
-			if err := u.uploadPart(pctx, uploadID, num, buf); err != nil {
+			if err := u.uploadPart(ctx, stop, uploadID, num, buf); err != nil {
 				cancel(err)
 			}
 		})
@@ -348,9 +352,9 @@ func (u *upload) multipart(ctx context.Context, first []byte, r io.Reader) (Resu
 	size := int64(len(first))
 	send(1, first)
 	for num := 2; ; num++ {
-		buf, err := u.pool.get(pctx, u.plan.size(num))
+		buf, err := u.pool.get(stop, u.plan.size(num))
 		if err != nil {
-			break // cancelled: the cause is in pctx
+			break // stopped: the cause is in stop
 		}
 		n, err := io.ReadFull(r, buf)
 		last := errors.Is(err, io.ErrUnexpectedEOF)
@@ -375,7 +379,7 @@ func (u *upload) multipart(ctx context.Context, first []byte, r io.Reader) (Resu
 		}
 	}
 	wg.Wait()
-	if err := context.Cause(pctx); err != nil {
+	if err := context.Cause(stop); err != nil {
 		return Result{}, u.abort(ctx, uploadID, err)
 	}
 
@@ -401,7 +405,8 @@ func (u *upload) multipart(ctx context.Context, first []byte, r io.Reader) (Resu
 	}, nil
 }
 
-func (u *upload) uploadPart(ctx context.Context, uploadID string, num int, buf []byte) error {
+// uploadPart sends one part with ctx, retrying until stop ends.
+func (u *upload) uploadPart(ctx, stop context.Context, uploadID string, num int, buf []byte) error {
 	in := awss3.UploadPartInput{
 		Bucket:        aws.String(u.opts.Bucket),
 		Key:           aws.String(u.opts.Key),
@@ -416,7 +421,7 @@ func (u *upload) uploadPart(ctx context.Context, uploadID string, num int, buf [
 		in.ContentMD5 = aws.String(contentMD5(buf))
 	}
 	var out *awss3.UploadPartOutput
-	err := u.c.retry(ctx, func(ctx context.Context) error {
+	err := u.c.retry(stop, func(context.Context) error {
 		attempt := in
 		attempt.Body = bytes.NewReader(buf)
 		var err error
@@ -448,19 +453,56 @@ func (u *upload) progress(n int64) {
 }
 
 // abort removes the multipart upload after cause and returns cause, joined
-// with the abort's error if it failed.
+// with the abort's error if it failed. A part that S3 was still storing when
+// the upload was aborted can bring it back, so abort checks with ListParts
+// that the upload is gone and aborts again until it is (as AWS advises), for
+// at most Config.AbortTimeout.
 func (u *upload) abort(ctx context.Context, uploadID string, cause error) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.c.cfg.AbortTimeout)
 	defer cancel()
-	_, err := u.c.api.AbortMultipartUpload(actx, &awss3.AbortMultipartUploadInput{
-		Bucket:   aws.String(u.opts.Bucket),
-		Key:      aws.String(u.opts.Key),
-		UploadId: aws.String(uploadID),
+	err := u.c.retry(actx, func(ctx context.Context) error {
+		_, err := u.c.api.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
+			Bucket:   aws.String(u.opts.Bucket),
+			Key:      aws.String(u.opts.Key),
+			UploadId: aws.String(uploadID),
+		})
+		if err != nil && !isNoSuchUpload(err) {
+			return err
+		}
+		_, err = u.c.api.ListParts(ctx, &awss3.ListPartsInput{
+			Bucket:   aws.String(u.opts.Bucket),
+			Key:      aws.String(u.opts.Key),
+			UploadId: aws.String(uploadID),
+			MaxParts: aws.Int32(1),
+		})
+		switch {
+		case isNoSuchUpload(err):
+			return nil
+		case err == nil:
+			return uploadStillListed{}
+		}
+		return err
 	})
 	if err != nil {
 		return errors.Join(cause, fmt.Errorf("AbortMultipartUpload %s failed; its parts stay until a lifecycle rule removes them: %w", uploadID, err))
 	}
 	return cause
+}
+
+// uploadStillListed makes abort try again: the SDK's classification, which
+// retryable uses, treats errors with a RetryableError method as transient.
+type uploadStillListed struct{}
+
+func (uploadStillListed) Error() string        { return "upload still listed after abort" }
+func (uploadStillListed) RetryableError() bool { return true }
+
+func isNoSuchUpload(err error) bool {
+	var nsu *types.NoSuchUpload
+	if errors.As(err, &nsu) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }
 
 func contentMD5(b []byte) string {

@@ -513,6 +513,27 @@ func TestUploadFailureLeavesNothing(t *testing.T) {
 			wantErr: func(err error) bool { return apiCode(err) == "InvalidPart" },
 		},
 		{
+			name: "upload still there after the first abort",
+			run: func(t *testing.T, c *Client, bucket string) error {
+				// The first abort is answered 204 without reaching the server.
+				ft := &faultTransport{base: http.DefaultTransport, fault: func(_ *http.Request, op, _ string, attempt int) (int, string, bool) {
+					if op == "AbortMultipartUpload" && attempt == 1 {
+						return http.StatusNoContent, "", false
+					}
+					return 0, "", false
+				}}
+				cfg := peerConfig(t)
+				cfg.HTTPClient = &http.Client{Transport: ft}
+				_, err := newPeerClient(t, cfg).Upload(context.Background(), &failAfter{r: newSource(1, 100*mib), n: 12 * mib, err: errSource},
+					UploadOptions{Bucket: bucket, Key: "k", PartSize: part})
+				if got := ft.seen("AbortMultipartUpload", ""); got != 2 {
+					t.Errorf("AbortMultipartUpload sent %d times, want 2", got)
+				}
+				return err
+			},
+			wantErr: func(err error) bool { return errors.Is(err, errSource) },
+		},
+		{
 			name: "wrong credentials",
 			run: func(t *testing.T, c *Client, bucket string) error {
 				cfg := peerConfig(t)
