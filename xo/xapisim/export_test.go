@@ -655,3 +655,35 @@ func TestXenAPINodeTransfers(t *testing.T) {
 		t.Errorf("VHD export starts with %q", got.VHDCookie)
 	}
 }
+
+// FuzzParseOVAXML feeds arbitrary ova.xml entries to the importer's parser
+// and, when they parse, to the record conversion.
+func FuzzParseOVAXML(f *testing.F) {
+	srv := New(dpModel())
+	var ova []byte
+	srv.DB.Read(func(tx *Tx) {
+		for _, vm := range tx.All("VM") {
+			if rec, _ := tx.GetClass("VM", vm); str(rec, "name_label") == "vm1" {
+				ova, _, _ = srv.dataPlane().exportMetadata(tx, vm, false)
+			}
+		}
+	})
+	f.Add(ova)
+	f.Add([]byte(`<value><struct><member><name>objects</name><value><array><data></data></array></value></member></struct></value>`))
+	f.Add([]byte(`<value><struct><member><name>objects</name><value><array><data><value><struct>` +
+		`<member><name>class</name><value>VM</value></member><member><name>id</name><value>Ref:1</value></member>` +
+		`<member><name>snapshot</name><value><struct><member><name>VCPUs_max</name><value>x</value></member></struct></value></member>` +
+		`</struct></value></data></array></value></member></struct></value>`))
+	f.Add([]byte("<value>"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, objects, err := parseOVAXML(b)
+		if err != nil {
+			return
+		}
+		for _, o := range objects {
+			if _, ok := Schema(o.class); ok {
+				_ = importRecord(o.class, o.rec)
+			}
+		}
+	})
+}
