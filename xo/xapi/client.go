@@ -498,7 +498,7 @@ func (c *Client) jsonRoundTrip(ctx context.Context, hc *http.Client, base *url.U
 	defer closeBody(resp)
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
 		return nil, &TransportError{Method: method, URL: u.Redacted(),
-			Err: fmt.Errorf("%w (Content-Type %q)", errNotJSON, resp.Header.Get("Content-Type"))}
+			Err: fmt.Errorf("%w: %w (Content-Type %q)", ErrInvalidResponse, errNotJSON, resp.Header.Get("Content-Type"))}
 	}
 	v, err := decodeJSONResult(resp.Body)
 	if err != nil {

@@ -20,8 +20,26 @@ import (
 // both are closed when the test ends.
 func newClient(t testing.TB, m xapisim.Model) (*xapi.Client, *xapisim.Server) {
 	t.Helper()
+	return newClientT(t, m, "")
+}
+
+// transports are the Options.Transport values the integration tests run
+// with: the default (auto, which settles on JSON-RPC with the simulator)
+// and each protocol forced.
+var transports = []string{xapi.TransportAuto, xapi.TransportJSONRPC, xapi.TransportXMLRPC}
+
+// eachTransport runs test once per transport, as subtests named after it.
+func eachTransport(t *testing.T, test func(t *testing.T, transport string)) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { test(t, tr) })
+	}
+}
+
+// newClientT is newClient with Options.Transport set to transport.
+func newClientT(t testing.TB, m xapisim.Model, transport string) (*xapi.Client, *xapisim.Server) {
+	t.Helper()
 	srv := xapisim.NewServer(t, m)
-	c, err := xapi.New(xapi.Options{URL: srv.URL, Username: srv.User, Password: srv.Password})
+	c, err := xapi.New(xapi.Options{URL: srv.URL, Username: srv.User, Password: srv.Password, Transport: transport})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,14 +80,20 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
-func TestLoginAndRecords(t *testing.T) {
+func TestLoginAndRecords(t *testing.T) { eachTransport(t, testLoginAndRecords) }
+
+func testLoginAndRecords(t *testing.T, transport string) {
 	ctx := context.Background()
-	c, srv := newClient(t, xapisim.Default())
+	c, srv := newClientT(t, xapisim.Default(), transport)
 	if err := c.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !srv.SessionValid(string(c.Session())) {
 		t.Fatalf("session %s unknown to the simulator", c.Session())
+	}
+	if want := map[string]string{xapi.TransportAuto: xapi.TransportJSONRPC}[transport]; want != "" && c.Transport() != want ||
+		want == "" && c.Transport() != transport {
+		t.Fatalf("Transport() = %s", c.Transport())
 	}
 
 	pools, err := c.Pools(ctx)
@@ -199,9 +223,11 @@ func TestLoginAndRecords(t *testing.T) {
 	})
 }
 
-func TestWrongPassword(t *testing.T) {
+func TestWrongPassword(t *testing.T) { eachTransport(t, testWrongPassword) }
+
+func testWrongPassword(t *testing.T, transport string) {
 	srv := xapisim.NewServer(t, xapisim.Default())
-	c, err := xapi.New(xapi.Options{URL: srv.URL, Username: srv.User, Password: "wrong"})
+	c, err := xapi.New(xapi.Options{Transport: transport, URL: srv.URL, Username: srv.User, Password: "wrong"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,9 +237,11 @@ func TestWrongPassword(t *testing.T) {
 	}
 }
 
-func TestSessionInvalidRelogin(t *testing.T) {
+func TestSessionInvalidRelogin(t *testing.T) { eachTransport(t, testSessionInvalidRelogin) }
+
+func testSessionInvalidRelogin(t *testing.T, transport string) {
 	ctx := context.Background()
-	c, srv := newClient(t, xapisim.Default())
+	c, srv := newClientT(t, xapisim.Default(), transport)
 	if err := c.Login(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +264,9 @@ func TestSessionInvalidRelogin(t *testing.T) {
 	}
 }
 
-func TestHostIsSlave(t *testing.T) {
+func TestHostIsSlave(t *testing.T) { eachTransport(t, testHostIsSlave) }
+
+func testHostIsSlave(t *testing.T, transport string) {
 	ctx := context.Background()
 	master := xapisim.NewServer(t, xapisim.Default())
 	member := xapisim.NewServer(t, xapisim.Default())
@@ -244,7 +274,7 @@ func TestHostIsSlave(t *testing.T) {
 	member.SetPoolMember(mu.Host)
 
 	t.Run("at login", func(t *testing.T) {
-		c, err := xapi.New(xapi.Options{URL: member.URL, Username: "root", Password: "password"})
+		c, err := xapi.New(xapi.Options{Transport: transport, URL: member.URL, Username: "root", Password: "password"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +287,7 @@ func TestHostIsSlave(t *testing.T) {
 	})
 	t.Run("on a call", func(t *testing.T) {
 		other := xapisim.NewServer(t, xapisim.Default())
-		c, err := xapi.New(xapi.Options{URL: other.URL, Username: "root", Password: "password"})
+		c, err := xapi.New(xapi.Options{Transport: transport, URL: other.URL, Username: "root", Password: "password"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,7 +305,9 @@ func TestHostIsSlave(t *testing.T) {
 	})
 }
 
-func TestUnreachable(t *testing.T) {
+func TestUnreachable(t *testing.T) { eachTransport(t, testUnreachable) }
+
+func testUnreachable(t *testing.T, transport string) {
 	srv := xapisim.NewServer(t, xapisim.Default())
 	// port 1 on loopback: nothing listens there, the connection is refused
 	c, err := xapi.New(xapi.Options{URL: "http://127.0.0.1:1/", Username: "root"})
@@ -295,7 +327,7 @@ func TestUnreachable(t *testing.T) {
 		io.WriteString(w, "<html><body><h1>Internal Error</h1></body></html>")
 	}))
 	defer h500.Close()
-	c500, _ := xapi.New(xapi.Options{URL: h500.URL, Username: "root"})
+	c500, _ := xapi.New(xapi.Options{Transport: transport, URL: h500.URL, Username: "root"})
 	_, err = c500.Call(context.Background(), "pool.get_all")
 	if !errors.Is(err, xapi.ErrUnreachable) || !errors.As(err, &te) || te.StatusCode != 500 {
 		t.Fatalf("HTTP 500: %v", err)
@@ -306,7 +338,7 @@ func TestUnreachable(t *testing.T) {
 		io.WriteString(w, "<html>proxy login page</html>")
 	}))
 	defer bad.Close()
-	cbad, _ := xapi.New(xapi.Options{URL: bad.URL, Username: "root"})
+	cbad, _ := xapi.New(xapi.Options{Transport: transport, URL: bad.URL, Username: "root"})
 	_, err = cbad.Call(context.Background(), "pool.get_all")
 	if !errors.Is(err, xapi.ErrUnreachable) || !errors.Is(err, xapi.ErrInvalidResponse) {
 		t.Fatalf("non-XML-RPC body: %v", err)
@@ -314,15 +346,19 @@ func TestUnreachable(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	c2, _ := xapi.New(xapi.Options{URL: srv.URL, Username: "root", Password: "password"})
+	c2, _ := xapi.New(xapi.Options{Transport: transport, URL: srv.URL, Username: "root", Password: "password"})
 	if _, err := c2.Call(ctx, "pool.get_all"); !errors.Is(err, context.Canceled) || errors.Is(err, xapi.ErrUnreachable) {
 		t.Fatalf("cancelled call: %v", err)
 	}
 }
 
 func TestConcurrentCallsNotSerialized(t *testing.T) {
+	eachTransport(t, testConcurrentCallsNotSerialized)
+}
+
+func testConcurrentCallsNotSerialized(t *testing.T, transport string) {
 	ctx := context.Background()
-	c, srv := newClient(t, xapisim.Default())
+	c, srv := newClientT(t, xapisim.Default(), transport)
 	if err := c.Login(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -32,10 +32,12 @@ func guest(t *testing.T, c *xapi.Client, state string) xapi.Ref {
 	return best
 }
 
-func TestTasks(t *testing.T) {
+func TestTasks(t *testing.T) { eachTransport(t, testTasks) }
+
+func testTasks(t *testing.T, transport string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, srv := newClient(t, xapisim.Default())
+	c, srv := newClientT(t, xapisim.Default(), transport)
 
 	t.Run("void result", func(t *testing.T) {
 		vm := guest(t, c, "Halted")

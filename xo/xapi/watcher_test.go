@@ -65,8 +65,10 @@ func startWatcher(t *testing.T, c *xapi.Client, opts xapi.WatcherOptions) (*xapi
 	return w, ctx
 }
 
-func TestWatcher(t *testing.T) {
-	c, srv := newClient(t, xapisim.Default())
+func TestWatcher(t *testing.T) { eachTransport(t, testWatcher) }
+
+func testWatcher(t *testing.T, transport string) {
+	c, srv := newClientT(t, xapisim.Default(), transport)
 	w, ctx := startWatcher(t, c, xapi.WatcherOptions{Timeout: time.Second})
 	vm := guest(t, c, "Halted")
 
@@ -149,8 +151,10 @@ func TestWatcher(t *testing.T) {
 	})
 }
 
-func TestWatcherStops(t *testing.T) {
-	c, _ := newClient(t, xapisim.Default())
+func TestWatcherStops(t *testing.T) { eachTransport(t, testWatcherStops) }
+
+func testWatcherStops(t *testing.T, transport string) {
+	c, _ := newClientT(t, xapisim.Default(), transport)
 	w := xapi.NewWatcher(c, xapi.WatcherOptions{Classes: []string{"vm"}, Timeout: time.Second})
 	sub := w.Subscribe(xapi.SubscribeOptions{})
 	ctx, cancel := context.WithCancel(context.Background())

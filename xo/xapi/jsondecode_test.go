@@ -1,0 +1,231 @@
+package xapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+const (
+	jsonLogin   = `{"jsonrpc":"2.0","result":"OpaqueRef:1d6c9d33-8a2b-4e7c-9d7e-1a2b3c4d5e6f","id":0}`
+	jsonFailure = `{"jsonrpc":"2.0","error":{"code":1,"message":"SESSION_INVALID","data":["OpaqueRef:abc"]},"id":0}`
+	jsonV1Fail  = `{"result":null,"error":["HANDLE_INVALID","VM","OpaqueRef:x"],"id":7}`
+	jsonV1OK    = `{"result":["a","b"],"error":null,"id":7}`
+	jsonVoid    = `{"jsonrpc":"2.0","result":"","id":0}`
+	jsonRecords = `{"jsonrpc":"2.0","result":{"OpaqueRef:1":{"uuid":"u1","name_label":"vm \"1\"\n","VCPUs_max":4,` +
+		`"memory_static_max":17179869184,"is_a_template":false,"tags":["x","\u00e9"],"other_config":{"k":"v"},` +
+		`"snapshot_time":"20250319T04:16:24Z","HVM_shadow_multiplier":1.5,"affinity":"OpaqueRef:NULL","nothing":null},` +
+		`"OpaqueRef:2":{"uuid":"u2","name_label":"","VCPUs_max":1,"memory_static_max":0,"is_a_template":true,"tags":[],` +
+		`"other_config":{},"snapshot_time":"19700101T00:00:00Z","HVM_shadow_multiplier":1,"affinity":""}},"id":0}`
+)
+
+func TestDecodeJSONResponse(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    any
+		wantErr error
+		params  []string
+	}{
+		{name: "v2 result", in: jsonLogin, want: "OpaqueRef:1d6c9d33-8a2b-4e7c-9d7e-1a2b3c4d5e6f"},
+		{name: "v2 void", in: jsonVoid, want: ""},
+		{name: "v1 result", in: jsonV1OK, want: []any{"a", "b"}},
+		{name: "v2 error", in: jsonFailure, wantErr: ErrSessionInvalid, params: []string{"OpaqueRef:abc"}},
+		{name: "v1 error array", in: jsonV1Fail, wantErr: ErrHandleInvalid, params: []string{"VM", "OpaqueRef:x"}},
+		{name: "error after result", in: `{"result":null,"error":["EVENTS_LOST"]}`, wantErr: ErrEventsLost, params: []string{}},
+		{name: "ints as decimal text, floats as float64", in: `{"result":[0,-12,12345678901234567890,1.5,2e3,true,false,null]}`,
+			want: []any{"0", "-12", "12345678901234567890", 1.5, 2000.0, true, false, nil}},
+		{name: "escapes", in: `{"result":"a\"\\\/\b\f\n\r\t\u0041\ud83d\ude00\ud800"}`, want: "a\"\\/\b\f\n\r\tA\U0001F600\uFFFD"},
+		{name: "whitespace", in: " \n{ \"result\" : { \"a\" : [ 1 , \"x\" ] } }\r\n", want: map[string]any{"a": []any{"1", "x"}}},
+		{name: "no result", in: `{"id":0}`, wantErr: ErrInvalidResponse},
+		{name: "not an object", in: `[1]`, wantErr: ErrInvalidResponse},
+		{name: "truncated", in: `{"result":{"a":`, wantErr: ErrInvalidResponse},
+		{name: "trailing data", in: `{"result":1}x`, wantErr: ErrInvalidResponse},
+		{name: "bad number", in: `{"result":01}`, wantErr: ErrInvalidResponse},
+		{name: "bad literal", in: `{"result":tru}`, wantErr: ErrInvalidResponse},
+		{name: "control character", in: "{\"result\":\"a\x01\"}", wantErr: ErrInvalidResponse},
+		{name: "html", in: `<html>login</html>`, wantErr: ErrInvalidResponse},
+		{name: "empty", in: ``, wantErr: ErrInvalidResponse},
+		{name: "too deep", in: `{"result":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`, wantErr: ErrInvalidResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeJSONResponse(strings.NewReader(tt.in), nil)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				var xe *Error
+				if tt.params != nil && (!errors.As(err, &xe) || strings.Join(xe.Params, "|") != strings.Join(tt.params, "|")) {
+					t.Fatalf("params of %v, want %q", err, tt.params)
+				}
+				return
+			}
+			if err != nil || !equalDecoded(got, tt.want) {
+				t.Fatalf("got %#v, %v; want %#v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeJSONResponseTyped(t *testing.T) {
+	var vms map[Ref]*VM
+	if _, err := DecodeJSONResponse(strings.NewReader(jsonRecords), &vms); err != nil {
+		t.Fatal(err)
+	}
+	vm := vms["OpaqueRef:1"]
+	if vm == nil || vm.UUID != "u1" || vm.NameLabel != "vm \"1\"\n" || vm.VCPUsMax != 4 || vm.MemoryStaticMax != 17179869184 ||
+		vm.IsATemplate || len(vm.Tags) != 2 || vm.Tags[1] != "é" || vm.OtherConfig["k"] != "v" ||
+		!vm.SnapshotTime.Equal(time.Date(2025, 3, 19, 4, 16, 24, 0, time.UTC)) || vm.HVMShadowMultiplier != 1.5 || vm.Affinity != "OpaqueRef:NULL" {
+		t.Fatalf("VM 1 = %+v", vm)
+	}
+	vm2 := vms["OpaqueRef:2"]
+	if vm2 == nil || !vm2.IsATemplate || vm2.Tags == nil || len(vm2.Tags) != 0 || vm2.HVMShadowMultiplier != 1 || !vm2.Affinity.IsNull() {
+		t.Fatalf("VM 2 = %+v", vm2)
+	}
+
+	// the generic records map, and the same values as XML-RPC after the
+	// schema conversions
+	var generic map[Ref]map[string]any
+	if _, err := DecodeJSONResponse(strings.NewReader(jsonRecords), &generic); err != nil {
+		t.Fatal(err)
+	}
+	raw := map[string]any{}
+	for k, v := range generic {
+		raw[string(k)] = v
+	}
+	newSchema().result("VM.get_all_records", raw)
+	g := generic["OpaqueRef:1"]
+	if g["VCPUs_max"] != "4" || g["HVM_shadow_multiplier"] != 1.5 || g["snapshot_time"] != time.Date(2025, 3, 19, 4, 16, 24, 0, time.UTC) {
+		t.Fatalf("generic VM 1 = %#v", g)
+	}
+	if g2 := generic["OpaqueRef:2"]; g2["HVM_shadow_multiplier"] != 1.0 || g2["memory_static_max"] != "0" {
+		t.Fatalf("generic VM 2 = %#v", g2)
+	}
+
+	// type mismatches are errors, not panics
+	for _, in := range []string{`{"result":{"OpaqueRef:1":{"VCPUs_max":"x"}}}`, `{"result":{"OpaqueRef:1":{"tags":{}}}}`,
+		`{"result":{"OpaqueRef:1":{"VCPUs_max":1.5}}}`, `{"result":[1]}`, `{"result":{"OpaqueRef:1":"x"}}`} {
+		var m map[Ref]*VM
+		if _, err := DecodeJSONResponse(strings.NewReader(in), &m); !errors.Is(err, ErrInvalidResponse) {
+			t.Errorf("%s: err = %v", in, err)
+		}
+	}
+	if _, err := DecodeJSONResponse(strings.NewReader(`{"result":{"OpaqueRef:1":"x"}}`), &generic); !errors.Is(err, ErrInvalidResponse) {
+		t.Errorf("generic records accepted a string record: %v", err)
+	}
+}
+
+// FuzzDecodeJSONResponse checks that the JSON decoder never panics (also
+// when decoding into typed records) and that reading one byte at a time
+// gives the same result as reading the whole body, so buffer refills
+// cannot change a value.
+func FuzzDecodeJSONResponse(f *testing.F) {
+	for _, s := range []string{jsonLogin, jsonFailure, jsonV1Fail, jsonV1OK, jsonVoid, jsonRecords,
+		`{"result":[0,-1.5e-3,"\ud83d\ude00",{"a":null}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := DecodeJSONResponse(bytes.NewReader(in), nil)
+		got1, err1 := DecodeJSONResponse(iotest.OneByteReader(bytes.NewReader(in)), nil)
+		if (err == nil) != (err1 == nil) || err == nil && !equalDecoded(got, got1) {
+			t.Fatalf("chunking changed the result:\nwhole: %#v, %v\nbytes: %#v, %v", got, err, got1, err1)
+		}
+		var vms map[Ref]*VM
+		_, _ = DecodeJSONResponse(bytes.NewReader(in), &vms)
+		var batch EventBatch
+		_, _ = DecodeJSONResponse(bytes.NewReader(in), &batch)
+		var generic map[Ref]map[string]any
+		_, _ = DecodeJSONResponse(bytes.NewReader(in), &generic)
+		if err == nil {
+			newSchema().result("VM.get_all_records", got)
+			newSchema().result("event.from", got)
+		}
+	})
+}
+
+// FuzzJSONAgainstEncodingJSON is a differential test of the generic form
+// against encoding/json (with UseNumber), the reference: a value wrapped
+// as a response's result must be accepted by both or by neither, and
+// decode to the same value, modulo the documented mapping (integer
+// literals as their text, other numbers as float64). Known differences:
+// this decoder limits nesting to 256 levels and rejects numbers that do
+// not fit a float64.
+func FuzzJSONAgainstEncodingJSON(f *testing.F) {
+	for _, s := range []string{`"x"`, `0`, `-0.5e10`, `[1,"2",true,null,{}]`, `{"a":{"b":[[]]},"a":1}`,
+		`"\u00e9\ud800\udc00\ud800x"`, "\"\xff\xfe\"", `{"OpaqueRef:1":{"k":"v"}}`, `1e400`, ` [ ] `, `"a\u0000"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		doc := append(append([]byte(`{"jsonrpc":"2.0","result":`), in...), `,"id":0}`...)
+		got, err := DecodeJSONResponse(bytes.NewReader(doc), nil)
+
+		dec := json.NewDecoder(bytes.NewReader(doc))
+		dec.UseNumber()
+		var ref map[string]any
+		refErr := dec.Decode(&ref)
+		if refErr == nil && !json.Valid(doc) { // json.Decoder stops after one value
+			refErr = errors.New("data after the document")
+		}
+		var want any
+		if refErr == nil {
+			want, refErr = fromReference(ref["result"])
+		}
+		if refErr == nil {
+			if e, ok := ref["error"]; ok && e != nil {
+				if !errors.As(err, new(*Error)) {
+					t.Fatalf("reference has error %v, got %#v, %v", e, got, err)
+				}
+				return
+			}
+			if _, ok := ref["result"]; !ok {
+				refErr = errors.New("no result")
+			}
+		}
+		switch {
+		case err != nil && strings.Contains(err.Error(), "nested too deeply"):
+			return
+		case (err == nil) != (refErr == nil):
+			t.Fatalf("accepted differently: ours %#v, %v; encoding/json %#v, %v", got, err, want, refErr)
+		case err == nil && !equalDecoded(got, want):
+			t.Fatalf("values differ:\nours          %#v\nencoding/json %#v", got, want)
+		}
+	})
+}
+
+// fromReference maps encoding/json's UseNumber form to this package's
+// generic JSON form.
+func fromReference(v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		if !strings.ContainsAny(string(x), ".eE") {
+			return string(x), nil
+		}
+		return x.Float64()
+	case []any:
+		out := make([]any, len(x))
+		for i, y := range x {
+			z, err := fromReference(y)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = z
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, y := range x {
+			z, err := fromReference(y)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = z
+		}
+		return out, nil
+	}
+	return v, nil
+}
