@@ -3,12 +3,12 @@
 # ratios. Machines here are noisy: compare the ratios, not absolute times.
 #
 #   BENCH_CALLS  timed XAPI calls per client (default 5)
-#   BENCH_ONLY   run only these sections, space-separated: xapi rest watch
+#   BENCH_ONLY   run only these sections, space-separated: xapi rest watch formats
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 calls=${BENCH_CALLS:-5}
-only=" ${BENCH_ONLY:-xapi rest watch} "
+only=" ${BENCH_ONLY:-xapi rest watch formats} "
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -39,6 +39,20 @@ if [ ! -f "$nodedir/node_modules/complex-matcher/package.json" ]; then
   # complex-matcher 1.1.1 (XO's current version) is not on the npm registry
   # reachable here; 0.7.0 is the newest it serves.
   npm install --prefix "$nodedir" --save-exact --no-audit --no-fund --loglevel=error complex-matcher@0.7.0 lodash@4.18.1
+fi
+
+if [[ $only == *" formats "* ]]; then
+  # Disk formats and NBD, each side by side with its peer in one benchmark run.
+  echo "== VMDK: streamOptimized from a 1 GiB sparse file (256 MiB data), xorest vs qemu-img convert"
+  go test -run '^$' -bench VsQemu -benchtime 3x ./transfer/vmdk | grep -E '^Benchmark'
+  echo "== VHD: dynamic VHD from the same kind of file, xorest vs qemu-img convert -O vpc"
+  go test -run '^$' -bench 'FileToVHD|QemuImgConvert' -benchtime 3x ./transfer/vhd | grep -E '^Benchmark'
+  echo "== NBD: 1 GiB export read through transfer/nbd (N connections) vs nbdcopy, same nbdkit"
+  go test -run '^$' -bench Reader -benchtime 3x ./transfer/nbd | grep -E '^Benchmark'
+fi
+
+if [[ $only != *" xapi "* && $only != *" rest "* && $only != *" watch "* ]]; then
+  exit 0
 fi
 
 port=$(free_port)
