@@ -22,8 +22,10 @@ import (
 //   - DELETE /tasks/<id> destroys the task (task.destroy), 204. A pending
 //     task is first cancelled (task.cancel) and waited for, at most
 //     deleteWait (and Config.WaitTimeout), since XAPI only marks a pending
-//     task for destruction; if it is still pending then, it stays marked
-//     (XAPI removes it when it ends) and the answer is 202.
+//     task for destruction (task.destroy); if it is still pending then
+//     (work that ignores cancellation, e.g. a task.create task), it stays
+//     cancelled and marked, and the answer is 202: DELETE it again once it
+//     has ended.
 //   - POST /tasks/<id>/actions/abort cancels the task (task.cancel), as an
 //     action: by default through Async.task.cancel, answering 202 with
 //     {"taskId": <the abort task's uuid>} and a Location to it (XO's
@@ -97,10 +99,21 @@ func (s *server) waitTask(ctx context.Context, pools *xo.Pools, id string, until
 	if err != nil || taskEnded(task) { // an ended task changes no more
 		return task, err
 	}
+	// Changes queued by now were applied before task was read: they are
+	// not its next change.
+	for range len(sub.Changes()) {
+		if _, ok := <-sub.Changes(); !ok {
+			break
+		}
+	}
 	id = idString(task["id"]) // the uuid, when id was a ref
+	hook, _ := ctx.Value(waitHookKey{}).(func())
 	timer := time.NewTimer(s.cfg.WaitTimeout)
 	defer timer.Stop()
 	for {
+		if hook != nil {
+			hook()
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for task %s: %w", id, context.Cause(ctx))
@@ -130,6 +143,10 @@ func (s *server) waitTask(ctx context.Context, pools *xo.Pools, id string, until
 		}
 	}
 }
+
+// waitHookKey is the context key of a func() that waitTask calls each time
+// it blocks: tests use it to know that a waiter is waiting.
+type waitHookKey struct{}
 
 // taskRef finds a task and the XAPI ref and client to act on it.
 func (s *server) taskRef(ctx context.Context, id string) (xo.Object, xapi.Ref, *xapi.Client, error) {
@@ -167,7 +184,7 @@ func (s *server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 		cancel()
 		switch {
 		case errors.Is(err, ErrNotFound):
-			w.WriteHeader(http.StatusNoContent) // gone meanwhile
+			w.WriteHeader(http.StatusNoContent) // destroyed meanwhile
 			return nil
 		case err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 			status = http.StatusAccepted

@@ -48,6 +48,10 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, q Query, pools *x
 		return err
 	}
 
+	// Changes queued by now were applied before the snapshot: a reset
+	// among them (the first load of a cold pool) missed nothing.
+	before := len(sub.Changes())
+
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	events := make(chan Event)
@@ -59,9 +63,14 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, q Query, pools *x
 		defer close(events)
 		for ch := range sub.Changes() {
 			if ch.Op == "reset" {
+				if before > 0 {
+					before--
+					continue
+				}
 				endCause = errWatchReset
 				return
 			}
+			before = max(before-1, 0)
 			ev, ok := sel.event(ch)
 			if !ok {
 				continue
@@ -76,6 +85,7 @@ func (s *server) watch(w http.ResponseWriter, r *http.Request, q Query, pools *x
 	})
 	err := WriteWatch(w, r, q, events, href, s.cfg.KeepAlive)
 	cancel()
+	sub.Close() // ends the producer's range over Changes
 	wg.Wait()
 	if err == nil && endCause != nil {
 		err = fmt.Errorf("watch %s: %w", kind, endCause)
