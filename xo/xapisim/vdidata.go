@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,9 +16,10 @@ import (
 
 // VDI contents.
 //
-// Every VDI has contents, kept in a sparse file under a temporary directory
-// of the simulator (removed by Close), so a 10 GiB disk costs the few MiB it
-// holds. Files are made on first use:
+// Every VDI has contents, kept in a sparse temporary file that is unlinked
+// as soon as it is made (closed by Close, and freed by the system at exit
+// in any case), so a 10 GiB disk costs the few MiB it holds. Files are made
+// on first use:
 //
 //   - the disks, snapshots, suspend images and ISOs of the model get seeded
 //     data: a few MiB of pseudo-random bytes, a function of the VDI's UUID
@@ -42,10 +42,8 @@ type dataPlane struct {
 	sim *Simulator
 
 	mu       sync.Mutex
-	dir      string              // temporary directory, made on first use
 	disks    map[string]*vdiDisk // by VDI ref
 	modelGen int64               // registry generation of the model's objects
-	files    int                 // files made, for unique names
 	closed   bool
 	nbd      *nbdServer
 
@@ -56,6 +54,7 @@ type dataPlane struct {
 type vdiDisk struct {
 	ref, uuid string
 	f         *os.File
+	path      string // file name, while the file is still linked
 }
 
 // dataPlane returns the simulator's data plane, registering the transfer
@@ -113,7 +112,7 @@ func trimSlash(p string) string {
 	return p
 }
 
-// Close stops the NBD server, if any, and removes the files holding VDI
+// Close stops the NBD server, if any, and deletes the files holding VDI
 // contents. The simulator keeps answering RPCs; transfers fail afterwards.
 func (s *Simulator) Close() error {
 	s.mu.RLock()
@@ -131,20 +130,13 @@ func (dp *dataPlane) close() error {
 	dp.nbd = nil
 	dp.closed = true
 	for _, d := range dp.disks {
-		_ = d.f.Close()
+		dp.drop(d)
 	}
-	dp.disks = map[string]*vdiDisk{}
-	dir := dp.dir
-	dp.dir = ""
 	dp.mu.Unlock()
-	var errs []error
 	if nbd != nil {
-		errs = append(errs, nbd.close())
+		return nbd.close()
 	}
-	if dir != "" {
-		errs = append(errs, os.RemoveAll(dir))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // errClosed reports use of VDI contents after Simulator.Close.
@@ -285,22 +277,18 @@ func (dp *dataPlane) resolve(info vdiInfo, depth int) (*vdiDisk, error) {
 	return d, nil
 }
 
-// newDisk creates the empty file of a VDI.
+// newDisk creates the empty file of a VDI. The file is unlinked at once
+// (where the system allows it), so that it takes no space once closed,
+// even when the simulator is never closed or the process dies.
 func (dp *dataPlane) newDisk(info vdiInfo) (*vdiDisk, error) {
-	if dp.dir == "" {
-		dir, err := os.MkdirTemp("", "xapisim-vdi-")
-		if err != nil {
-			return nil, fmt.Errorf("xapisim: VDI store: %w", err)
-		}
-		dp.dir = dir
-	}
-	dp.files++
-	name := fmt.Sprintf("%06d-%s.raw", dp.files, info.uuid)
-	f, err := os.OpenFile(filepath.Join(dp.dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp("", "xapisim-vdi-*.raw")
 	if err != nil {
 		return nil, fmt.Errorf("xapisim: VDI store: %w", err)
 	}
 	d := &vdiDisk{ref: info.ref, uuid: info.uuid, f: f}
+	if os.Remove(f.Name()) != nil {
+		d.path = f.Name() // removed by drop
+	}
 	dp.disks[info.ref] = d
 	return d, nil
 }
@@ -309,7 +297,9 @@ func (dp *dataPlane) newDisk(info vdiInfo) (*vdiDisk, error) {
 func (dp *dataPlane) drop(d *vdiDisk) {
 	delete(dp.disks, d.ref)
 	_ = d.f.Close()
-	_ = os.Remove(d.f.Name())
+	if d.path != "" {
+		_ = os.Remove(d.path)
+	}
 }
 
 // pinLocked gives contents to every VDI that has none yet and derives from

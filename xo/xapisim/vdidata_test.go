@@ -272,10 +272,12 @@ func TestContentsFollowRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := d.f.Name()
 	dpCall(t, srv, s, "VDI.destroy", clone)
-	if _, err := os.Stat(name); !errors.Is(err, os.ErrNotExist) {
+	if _, err := d.f.Stat(); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("contents of a destroyed VDI remain: %v", err)
+	}
+	if _, err := os.Stat(d.f.Name()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("content file %s has a name: %v", d.f.Name(), err)
 	}
 	if _, err := srv.ReadVDIAt(clone, make([]byte, 512), 0); dpFault(err) != "HANDLE_INVALID" {
 		t.Errorf("read of a destroyed VDI: %v, want HANDLE_INVALID", err)
@@ -311,13 +313,16 @@ func TestContentsFollowRecords(t *testing.T) {
 	if got := dpContent(t, srv.Simulator, nv); len(got) != 1<<20 || !allZero(got) {
 		t.Errorf("new VDI: %d bytes, zero=%v", len(got), allZero(got))
 	}
-	// Close removes the store.
-	dir := dp.dir
+	// Close deletes the contents.
+	kept, _, err := dp.open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("store %s remains after Close: %v", dir, err)
+	if _, err := kept.f.Stat(); !errors.Is(err, os.ErrClosed) || len(dp.disks) != 0 {
+		t.Errorf("contents remain after Close: %v, %d disks", err, len(dp.disks))
 	}
 	if _, err := srv.ReadVDIAt(disk, make([]byte, 512), 0); !errors.Is(err, errClosed) {
 		t.Errorf("read after Close: %v", err)
