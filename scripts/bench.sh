@@ -49,6 +49,8 @@ if [[ $only == *" formats "* ]]; then
   go test -run '^$' -bench 'FileToVHD|QemuImgConvert' -benchtime 3x ./transfer/vhd | grep -E '^Benchmark'
   echo "== NBD: 1 GiB export read through transfer/nbd (N connections) vs nbdcopy, same nbdkit"
   go test -run '^$' -bench Reader -benchtime 3x ./transfer/nbd | grep -E '^Benchmark'
+  echo "== S3: 512 MiB multipart upload to versitygw, transfer/s3 vs the SDK's uploaders (same server)"
+  XOREST_PEERS_BIN="$root/.peers/bin" go test -run '^$' -bench UploadVsSDK -benchtime 5x ./transfer/s3 | grep -E '^Benchmark'
 fi
 
 if [[ $only != *" xapi "* && $only != *" rest "* && $only != *" watch "* ]]; then
