@@ -6,13 +6,6 @@ import (
 	"time"
 )
 
-// vdiOperations is the vdi_operations enum in datamodel order.
-var vdiOperations = []string{
-	"clone", "copy", "resize", "resize_online", "snapshot", "mirror", "destroy", "forget", "update",
-	"force_unlock", "generate_config", "enable_cbt", "disable_cbt", "data_destroy", "list_changed_blocks",
-	"set_on_boot", "blocked", "revert_to", "revert_from",
-}
-
 // vdiOperationError is the part of xapi_vdi.ml check_operation_error the
 // simulator models: operations in progress, VBDs attached (VDI_IN_USE) or
 // busy, and the rules for unmanaged, snapshot and ISO VDIs.
