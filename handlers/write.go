@@ -64,7 +64,8 @@ func (s *server) writeRoutes() []route {
 		routes = append(routes, s.patchRoutes(c)...)
 		routes = append(routes, s.tagRoutes(c)...)
 	}
-	return append(routes, s.deleteRoutes()...)
+	routes = append(routes, s.deleteRoutes()...)
+	return append(routes, s.actionRoutes()...)
 }
 
 // noContent documents a 204 answer.
