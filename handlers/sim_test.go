@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,9 @@ func (sf *simFixture) getJSON(t testing.TB, target string, out any) {
 func (sf *simFixture) idOf(t testing.TB, collection, name string) string {
 	t.Helper()
 	var items []map[string]any
-	sf.getJSON(t, BasePath+"/"+collection+"?fields=id&filter="+url.QueryEscape("name_label:"+jsQuote(name)), &items)
+	// The filter matches substrings: keep the exact names.
+	sf.getJSON(t, BasePath+"/"+collection+"?fields=id,name_label&filter="+url.QueryEscape("name_label:"+jsQuote(name)), &items)
+	items = slices.DeleteFunc(items, func(it map[string]any) bool { return it["name_label"] != name })
 	if len(items) != 1 {
 		t.Fatalf("%d %s named %q", len(items), collection, name)
 	}
