@@ -205,7 +205,7 @@ func (d *decoder) jsonMember(first, intern bool) (string, bool, error) {
 		return "", false, err
 	}
 	var name string
-	if intern && !(len(b) > 10 && string(b[:10]) == "OpaqueRef:") {
+	if intern && !isRefBytes(b) {
 		name = d.key(b)
 	} else {
 		name = d.mem.string(b)
@@ -219,6 +219,11 @@ func (d *decoder) jsonMember(first, intern bool) (string, bool, error) {
 	s.pos++
 	return name, true, nil
 }
+
+// isRefBytes reports whether a member name is a ref (a records map key).
+func isRefBytes(b []byte) bool { return len(b) > 10 && string(b[:10]) == "OpaqueRef:" }
+
+func isRef(s string) bool { return len(s) > 10 && s[:10] == "OpaqueRef:" }
 
 // jsonAny decodes the next value. name is the member it belongs to, used
 // to presize objects from the previous object of the same name.
@@ -281,8 +286,8 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 		return nil, err
 	}
 	defer func() { d.depth-- }()
-	if len(hint) > maxInternedLen {
-		hint = "" // a ref: every one differs, don't keep sizes for them
+	if isRef(hint) {
+		hint = recordHint // the records of a records map share one size
 	}
 	m := make(map[string]any, d.sizes[hint])
 	for first := true; ; first = false {
