@@ -1,7 +1,7 @@
 // Command getall measures VM.get_all_records through the xorest XAPI client
 // (xo/xapi): the same call getall_node.mjs makes through npm xen-api.
 //
-// Usage: getall -url URL -user U -password P -n CALLS [-typed]
+// Usage: getall -url URL -user U -password P -n CALLS [-typed] [-transport auto|json-rpc|xml-rpc]
 //
 // It prints one JSON line: client, calls, records, ns_per_call and
 // peak_rss_bytes (VmHWM of this process, which includes the Go runtime).
@@ -27,20 +27,21 @@ func main() {
 	n := flag.Int("n", 5, "timed calls after one warm-up call")
 	typed := flag.Bool("typed", false, "decode into xapi.VM structs instead of generic maps")
 	cold := flag.Bool("cold", false, "time only the first call, login included, as a fresh process makes it")
+	transport := flag.String("transport", xapi.TransportAuto, "XAPI protocol: auto (JSON-RPC, XML-RPC fallback), json-rpc or xml-rpc")
 	flag.Parse()
 	if *cold {
 		*n = 0
 	}
-	if err := run(*url, *user, *password, *n, *typed); err != nil {
+	if err := run(*url, *user, *password, *n, *typed, *transport); err != nil {
 		fmt.Fprintln(os.Stderr, "getall:", err)
 		os.Exit(1)
 	}
 }
 
-func run(url, user, password string, n int, typed bool) error {
+func run(url, user, password string, n int, typed bool, transport string) error {
 	ctx := context.Background()
 	coldStart := time.Now()
-	c, err := xapi.New(xapi.Options{URL: url, Username: user, Password: password})
+	c, err := xapi.New(xapi.Options{URL: url, Username: user, Password: password, Transport: transport})
 	if err != nil {
 		return err
 	}
@@ -72,10 +73,12 @@ func run(url, user, password string, n int, typed bool) error {
 		elapsed, calls = time.Since(start), n
 	}
 
-	name := "xorest xo/xapi generic"
+	kind := "generic"
 	if typed {
-		name = "xorest xo/xapi typed"
+		kind = "typed"
 	}
+	// the protocol the client settled on (auto reports what it chose)
+	name := "xorest xo/xapi " + kind + " " + c.Transport()
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"client":         name,
 		"calls":          calls,
