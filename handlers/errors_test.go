@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
 )
 
@@ -42,6 +43,11 @@ func TestErrorResponses(t *testing.T) {
 		{"xapi HANDLE_INVALID session", &xapi.Error{Code: "HANDLE_INVALID", Params: []string{"session", "OpaqueRef:secret-session"}}, 404},
 		{"xapi unreachable", fmt.Errorf("VM.get_all_records: %w", &xapi.TransportError{Method: "VM.get_all_records", URL: "https://h/", Err: errors.New("refused")}), 503},
 		{"explicit error wins over xapi cause", &Error{Kind: ErrNotFound, Message: "no such VDI x", Err: &xapi.Error{Code: "INTERNAL_ERROR"}}, 404},
+		{"xo no such VM", fmt.Errorf("GET: %w", &xo.NotFoundError{Type: "VM", ID: "abc-123"}), 404},
+		{"xo no such object", &xo.NotFoundError{ID: "OpaqueRef:x"}, 404},
+		{"xo pools unreachable", errors.Join(
+			fmt.Errorf("pool https://a/: %w", &xapi.TransportError{Method: "event.from", URL: "https://a/", Err: errors.New("refused")}),
+			fmt.Errorf("pool https://b/: %w", &xapi.TransportError{Method: "event.from", URL: "https://b/", Err: errors.New("timeout")})), 503},
 		{"anything else", errors.New("database password=hunter2 failed"), 500},
 	}
 	for _, tt := range tests {
