@@ -3,7 +3,6 @@ package xapisim
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"os"
@@ -116,8 +115,6 @@ func dpContent(t testing.TB, s *Simulator, vdi string) []byte {
 	}
 	return b
 }
-
-func dpDigest(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // dpSameContent compares the contents of two VDIs, reading only where
 // either file holds data (both read as zeros elsewhere).
