@@ -96,6 +96,8 @@ func actionCollections() []actionCollection {
 	return []actionCollection{
 		{name: "vms", kind: "VM", typ: "VM", actions: vmActions()},
 		{name: "vm-snapshots", kind: "VM-snapshot", typ: "VM-snapshot", actions: vmSnapshotActions()},
+		{name: "vm-templates", kind: "VM-template", typ: "VM-template", actions: vmTemplateActions()},
+		{name: "pools", kind: "pool", typ: "pool", actions: poolActions()},
 		{name: "hosts", kind: "host", typ: "host", actions: hostActions()},
 		{name: "srs", kind: "SR", typ: "SR", actions: srActions()},
 		{name: "vdis", kind: "VDI", typ: "VDI", actions: vdiActions()},
