@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -156,13 +157,46 @@ func TestServeEmbeddedPool(t *testing.T) {
 		t.Errorf("wrong Basic password: %d, want 401", got)
 	}
 
+	// The collections show the embedded pool.
+	req, _ := http.NewRequest("GET", base+"/vms?fields=name_label,power_state&filter=power_state:Running", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vms []map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&vms)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(vms) == 0 || vms[0]["power_state"] != "Running" {
+		t.Fatalf("GET /vms: %d %v %v", resp.StatusCode, vms, err)
+	}
+
+	// An open watch stream does not hold the shutdown up.
+	req, _ = http.NewRequest("GET", base+"/vms?ndjson&watch", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	watch, err := http.DefaultClient.Do(req)
+	if err != nil || watch.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %v %v", watch, err)
+	}
+	defer watch.Body.Close()
+	streamEnded := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, watch.Body)
+		close(streamEnded)
+	}()
+
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("serve: %v", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not shut down")
+	}
+	select {
+	case <-streamEnded:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watch stream did not end")
 	}
 }
