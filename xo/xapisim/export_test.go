@@ -687,3 +687,28 @@ func FuzzParseOVAXML(f *testing.F) {
 		}
 	})
 }
+
+func TestImportRestore(t *testing.T) {
+	srv := dpServer(t, dpModel())
+	session := srv.Session()
+	vm := dpByName(t, srv.Simulator, "VM", "vm1")
+	uuid := dpField(srv.Simulator, vm, "uuid")
+	vif := dpField(srv.Simulator, vm, "VIFs").([]string)[0]
+	mac := dpField(srv.Simulator, vif, "MAC")
+	sr := refByNameQuiet(srv.Simulator, "SR", "sr0")
+	data := dpExport(t, srv, session, vm, "false")
+	// While the VM exists its UUID is taken: the import gets a new one.
+	rec := dpImport(t, srv, session, sr, data, url.Values{"restore": {"true"}})
+	if got := dpField(srv.Simulator, dpImportedVM(t, rec), "uuid"); got == uuid {
+		t.Fatal("import reused the UUID of a live VM")
+	}
+	dpCall(t, srv, session, "VM.destroy", vm)
+	rec = dpImport(t, srv, session, sr, data, url.Values{"restore": {"true"}})
+	restored := dpImportedVM(t, rec)
+	if got := dpField(srv.Simulator, restored, "uuid"); got != uuid {
+		t.Errorf("restored VM UUID %v, want %v", got, uuid)
+	}
+	if got := dpField(srv.Simulator, dpField(srv.Simulator, restored, "VIFs").([]string)[0], "MAC"); got != mac {
+		t.Errorf("restored MAC %v, want %v", got, mac)
+	}
+}
