@@ -2,7 +2,10 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
@@ -33,6 +36,8 @@ func vmTemplateActions() []action {
 // poolActions are the actions of pools.
 func poolActions() []action {
 	return []action{{
+		name: "emergency_shutdown", summary: "Suspend every VM of the pool and shut every host down, the master last", run: poolEmergencyShutdown,
+	}, {
 		name: "create_vm", summary: "Create a VM from a template of the pool (clone, provision, CPUs, memory, optional start); the result is {id} of the VM",
 		params:  append([]actionParam{{name: "template", typ: "string", kind: "VM-template", description: "The template's id"}}, createVMParams()...),
 		created: "vms",
@@ -100,4 +105,56 @@ func setUpVM(ctx context.Context, a *actionCall, vm xapi.Ref) error {
 		}
 	}
 	return nil
+}
+
+// poolEmergencyShutdown is XO's emergency shutdown (reference §F.2):
+// pool.disable_ha (HA_NOT_ENABLED ignored), then per host host.disable and
+// VM.suspend of each resident guest (a paused one is unpaused first), then
+// host.shutdown of every host, the master last. The first failure stops
+// it: the hosts still up keep running.
+func poolEmergencyShutdown(ctx context.Context, a *actionCall) (any, error) {
+	c := a.client
+	if _, err := c.CallAsyncWait(ctx, "pool.disable_ha"); err != nil && !errors.Is(err, &xapi.Error{Code: "HA_NOT_ENABLED"}) {
+		return nil, fmt.Errorf("pool.disable_ha: %w", err)
+	}
+	pool, err := xapi.GetRecord[xapi.Pool](ctx, c, a.ref)
+	if err != nil {
+		return nil, fmt.Errorf("pool.get_record %s: %w", a.ref, err)
+	}
+	hosts, err := c.Hosts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("host.get_all_records: %w", err)
+	}
+	order := slices.Sorted(maps.Keys(hosts))
+	order = slices.DeleteFunc(order, func(h xapi.Ref) bool { return h == pool.Master })
+	order = append(order, pool.Master)
+	for _, h := range order {
+		if _, err := c.CallAsyncWait(ctx, "host.disable", h); err != nil {
+			return nil, fmt.Errorf("host.disable %s: %w", hosts[h].UUID, err)
+		}
+		for _, vmRef := range hosts[h].ResidentVMs {
+			vm, err := xapi.GetRecord[xapi.VM](ctx, c, vmRef)
+			if err != nil {
+				return nil, fmt.Errorf("VM.get_record %s: %w", vmRef, err)
+			}
+			if vm.IsControlDomain {
+				continue
+			}
+			steps := []string{"VM.suspend"}
+			if vm.PowerState == "Paused" {
+				steps = []string{"VM.unpause", "VM.suspend"}
+			}
+			for _, m := range steps {
+				if _, err := c.CallAsyncWait(ctx, m, vmRef); err != nil {
+					return nil, fmt.Errorf("%s %s: %w", m, vm.UUID, err)
+				}
+			}
+		}
+	}
+	for _, h := range order {
+		if _, err := c.CallAsyncWait(ctx, "host.shutdown", h); err != nil {
+			return nil, fmt.Errorf("host.shutdown %s: %w", hosts[h].UUID, err)
+		}
+	}
+	return nil, nil
 }

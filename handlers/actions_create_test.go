@@ -114,3 +114,29 @@ func (sf *simFixture) collectionIDs(t testing.TB, coll string) []string {
 	sf.getJSON(t, BasePath+"/"+coll, &urls)
 	return urls
 }
+
+func TestPoolEmergencyShutdown(t *testing.T) {
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+	var before []map[string]any
+	sf.getJSON(t, BasePath+"/vms?fields=id,power_state", &before)
+	rec := sf.send(t, "POST", BasePath+"/pools/"+sf.anyID(t, "pools")+"/actions/emergency_shutdown?sync", "")
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	for _, vm := range before {
+		want := vm["power_state"]
+		if want == "Running" || want == "Paused" {
+			want = "Suspended"
+		}
+		if got := sf.objField(t, "vms", vm["id"].(string), "power_state"); got != want {
+			t.Errorf("VM %s was %v, is %v, want %v", vm["id"], vm["power_state"], got, want)
+		}
+	}
+	var hosts []map[string]any
+	sf.getJSON(t, BasePath+"/hosts?fields=id,power_state,enabled", &hosts)
+	for _, h := range hosts {
+		if h["power_state"] != "Halted" {
+			t.Errorf("host %v", h)
+		}
+	}
+}
