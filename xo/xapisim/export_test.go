@@ -384,6 +384,24 @@ func TestImportFailuresLeaveNothing(t *testing.T) {
 	badXML := bytes.Clone(good)
 	copy(badXML[512:], "<valxe>")
 
+	// An archive from a newer XAPI.
+	newer := func() []byte {
+		xr, err := xva.NewReader(bytes.NewReader(good), xva.ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer xr.Close()
+		ova := bytes.Replace(xr.OVAXML(), []byte("<name>xapi_major</name><value>2</value>"), []byte("<name>xapi_major</name><value>99</value>"), 1)
+		if bytes.Equal(ova, xr.OVAXML()) {
+			t.Fatal("no xapi_major 2 in ova.xml")
+		}
+		var buf bytes.Buffer
+		if _, err := xva.Write(t.Context(), &buf, ova, nil, xva.WriterOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}()
+
 	counts := func() (int, int) {
 		var vms, vdis int
 		srv.DB.Read(func(tx *Tx) { vms, vdis = tx.Count("VM"), tx.Count("VDI") })
@@ -402,6 +420,7 @@ func TestImportFailuresLeaveNothing(t *testing.T) {
 		{"truncated", truncated, nil, false},
 		{"checksum", corrupt, nil, false},
 		{"bad ova.xml", badXML, nil, false},
+		{"newer XAPI", newer, nil, false},
 		{"checksum with force", corrupt, url.Values{"force": {"true"}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -413,7 +432,11 @@ func TestImportFailuresLeaveNothing(t *testing.T) {
 				return
 			}
 			info, _ := rec["error_info"].([]string)
-			if str(rec, "status") != "failure" || len(info) < 2 || info[0] != "IMPORT_ERROR" || info[1] == "" {
+			if tc.name == "newer XAPI" {
+				if dpTaskError(rec) != "IMPORT_INCOMPATIBLE_VERSION" {
+					t.Fatalf("task %s %v, want IMPORT_INCOMPATIBLE_VERSION", str(rec, "status"), info)
+				}
+			} else if str(rec, "status") != "failure" || len(info) < 2 || info[0] != "IMPORT_ERROR" || info[1] == "" {
 				t.Fatalf("task %s %v, want failure IMPORT_ERROR with a reason", str(rec, "status"), info)
 			}
 			if vms, vdis := counts(); vms != vms0 || vdis != vdis0 {

@@ -91,6 +91,40 @@ func importError(err error) error {
 	return NewFault("IMPORT_ERROR", err.Error())
 }
 
+// checkVersion refuses archives from a newer XAPI than the master's
+// (IMPORT_INCOMPATIBLE_VERSION), comparing xapi_major and xapi_minor.
+func (dp *dataPlane) checkVersion(version map[string]any) *Fault {
+	if version == nil {
+		return nil
+	}
+	major, okMajor := wireToKind(KindInt, version["xapi_major"])
+	minor, okMinor := wireToKind(KindInt, version["xapi_minor"])
+	if !okMajor || !okMinor {
+		return nil
+	}
+	var ourMajor, ourMinor int64
+	dp.sim.DB.Read(func(tx *Tx) {
+		if hr, ok := tx.GetClass("host", dp.sim.masterLocked(tx)); ok {
+			ourMajor, _ = hr["API_version_major"].(int64)
+			ourMinor, _ = hr["API_version_minor"].(int64)
+		}
+	})
+	m, n := major.(int64), minor.(int64)
+	if m > ourMajor || (m == ourMajor && n > ourMinor) {
+		return NewFault("IMPORT_INCOMPATIBLE_VERSION")
+	}
+	return nil
+}
+
+// masterLocked returns the pool master's ref inside a transaction.
+func (s *Simulator) masterLocked(tx *Tx) string {
+	for _, p := range tx.All("pool") {
+		pr, _ := tx.GetClass("pool", p)
+		return str(pr, "master")
+	}
+	return NullRef
+}
+
 // ovaObject is one entry of ova.xml's objects.
 type ovaObject struct {
 	class, id string
@@ -180,9 +214,12 @@ func (dp *dataPlane) importXVA(t *transfer, sr string, restore, force bool) (any
 		return nil, importError(err)
 	}
 	defer xr.Close()
-	_, objects, err := parseOVAXML(xr.OVAXML())
+	version, objects, err := parseOVAXML(xr.OVAXML())
 	if err != nil {
 		return nil, importError(err)
+	}
+	if f := dp.checkVersion(version); f != nil {
+		return nil, f
 	}
 	var made created
 	refs := map[string]string{} // ova.xml id -> new ref
