@@ -126,9 +126,26 @@ func TestActionsSync(t *testing.T) {
 		{name: "revert", coll: "vm-snapshots", pick: func(t *testing.T, sf *simFixture) string { return sf.idOf(t, "vm-snapshots", "vm0 snapshot 0") },
 			action: "revert", status: 204,
 			check: func(t *testing.T, sf *simFixture, _ string, _ map[string]any) {
-				// vm0 was running; a revert to a disk-only snapshot
-				// leaves it halted.
-				if got := sf.objField(t, "vms", sf.idOf(t, "vms", "vm0"), "power_state"); got != "Halted" {
+				// vm0 was running when it was snapshotted: XO starts it
+				// again after the revert.
+				if got := sf.objField(t, "vms", sf.idOf(t, "vms", "vm0"), "power_state"); got != "Running" {
+					t.Errorf("power_state %v after revert", got)
+				}
+			}},
+		{name: "revert to a halted snapshot", coll: "vm-snapshots", pick: func(t *testing.T, sf *simFixture) string {
+			vm := sf.idOf(t, "vms", "vm1")
+			rec := sf.send(t, "POST", BasePath+"/vms/"+vm+"/actions/snapshot?sync", `{"name_label": "halted snap"}`)
+			var res map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			if rec := sf.send(t, "POST", BasePath+"/vms/"+vm+"/actions/start?sync", ""); rec.Code != 204 {
+				t.Fatal(rec.Body)
+			}
+			return res["id"].(string)
+		}, action: "revert", status: 204,
+			check: func(t *testing.T, sf *simFixture, _ string, _ map[string]any) {
+				if got := sf.objField(t, "vms", sf.idOf(t, "vms", "vm1"), "power_state"); got != "Halted" {
 					t.Errorf("power_state %v after revert", got)
 				}
 			}},

@@ -33,7 +33,7 @@ func vmActions() []action {
 // vmSnapshotActions are the actions of VM snapshots.
 func vmSnapshotActions() []action {
 	return []action{
-		{name: "revert", summary: "Revert the VM to this snapshot (VM.revert)", run: void("VM.revert")},
+		{name: "revert", summary: "Revert the VM to this snapshot (VM.revert), restarting it if it was running when the snapshot was taken", run: vmRevert},
 	}
 }
 
@@ -84,4 +84,35 @@ func newObjectID(ctx context.Context, c *xapi.Client, class string, ref xapi.Ref
 		return nil, fmt.Errorf("%s.get_uuid %s: %w", class, ref, err)
 	}
 	return map[string]any{"id": uuid}, nil
+}
+
+// vmRevert is XO's revert: Async.VM.revert(snapshot), then, when the VM
+// was running at snapshot time (snapshot_info power-state-at-snapshot),
+// the VM is resumed (a checkpoint leaves it suspended) or started.
+func vmRevert(ctx context.Context, a *actionCall) (any, error) {
+	snap, err := xapi.GetRecord[xapi.VM](ctx, a.client, a.ref)
+	if err != nil {
+		return nil, fmt.Errorf("VM.get_record %s: %w", a.ref, err)
+	}
+	if _, err := a.client.CallAsyncWait(ctx, "VM.revert", a.ref); err != nil {
+		return nil, fmt.Errorf("VM.revert %s: %w", a.ref, err)
+	}
+	if snap.SnapshotInfo["power-state-at-snapshot"] != "Running" || snap.SnapshotOf.IsNull() {
+		return nil, nil
+	}
+	var state string
+	if err := a.client.CallInto(ctx, &state, "VM.get_power_state", snap.SnapshotOf); err != nil {
+		return nil, fmt.Errorf("VM.get_power_state %s: %w", snap.SnapshotOf, err)
+	}
+	method, args := "VM.start", []any{snap.SnapshotOf, false, false}
+	switch state {
+	case "Running":
+		return nil, nil
+	case "Suspended":
+		method, args = "VM.resume", []any{snap.SnapshotOf, false, false}
+	}
+	if _, err := a.client.CallAsyncWait(ctx, method, args...); err != nil {
+		return nil, fmt.Errorf("%s %s after the revert: %w", method, snap.SnapshotOf, err)
+	}
+	return nil, nil
 }
