@@ -363,12 +363,13 @@ func startTask(ctx context.Context, c *xapi.Client, name, objectUUID string) (xa
 	}
 	var id string
 	if err := c.CallInto(ctx, &id, "task.get_uuid", task); err != nil {
+		endTask(ctx, c, task, nil, err) // nobody will follow it: do not leave it pending
 		return "", "", fmt.Errorf("task.get_uuid %s: %w", task, err)
 	}
 	if objectUUID != "" {
-		if _, err := c.Call(ctx, "task.add_to_other_config", task, "applies_to", objectUUID); err != nil {
-			return "", "", fmt.Errorf("task.add_to_other_config %s: %w", task, err)
-		}
+		// applies_to links the task to the object (properties.objectId);
+		// the action does not depend on it.
+		_, _ = c.Call(ctx, "task.add_to_other_config", task, "applies_to", objectUUID)
 	}
 	return task, id, nil
 }

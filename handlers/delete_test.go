@@ -40,6 +40,7 @@ func TestDeleteVM(t *testing.T) {
 			prepare: func(t *testing.T, sf *simFixture, _ string) {
 				t.Cleanup(sf.sims[0].InjectFault(xapisim.FaultRule{Method: "VM.destroy", Fault: xapisim.NewFault("OPERATION_BLOCKED", "x", "no")}))
 			}},
+		{name: "default template refused", coll: "vm-templates", vm: "Debian Bookworm 12", status: 409, inError: "default templates"},
 		{name: "VM of another collection", coll: "vm-templates", vm: "vm1", status: 404, inError: "no such VM-template"},
 	}
 	for _, tt := range tests {
