@@ -1,0 +1,218 @@
+package deploy_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xorest/xorest/deploy"
+)
+
+const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d (or make peers)"
+
+// repoRoot is the directory of go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// findRIE finds aws-lambda-rie in $XOREST_PEERS_BIN, <repo>/.peers/bin or
+// PATH, and fails the test with the install command when it is missing.
+func findRIE(t *testing.T) string {
+	t.Helper()
+	for _, dir := range []string{os.Getenv("XOREST_PEERS_BIN"), filepath.Join(repoRoot(t), ".peers", "bin")} {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, "aws-lambda-rie")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
+		return p
+	}
+	t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator) is missing; install it with:\n  %s", rieInstall)
+	return ""
+}
+
+var (
+	bootstrapOnce sync.Once
+	bootstrapPath string
+	bootstrapErr  error
+)
+
+// buildBootstrap builds deploy/internal/rietest as a Lambda bootstrap,
+// with the flags `make lambda` uses, for this machine's architecture.
+func buildBootstrap(t *testing.T) string {
+	t.Helper()
+	bootstrapOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "xorest-rietest-")
+		if err != nil {
+			bootstrapErr = err
+			return
+		}
+		bootstrapPath = filepath.Join(dir, "bootstrap")
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrapPath, "./internal/rietest")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bootstrapErr = errors.New("go build ./internal/rietest: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if bootstrapErr != nil {
+		t.Fatal(bootstrapErr)
+	}
+	return bootstrapPath
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// rie is one emulator running the test bootstrap.
+type rie struct {
+	url     string // invocation URL
+	jobs    string // file the bootstrap appends jobs to
+	started time.Time
+	log     *bytes.Buffer
+}
+
+// startRIE runs the emulator with the bootstrap in the given mode, on
+// loopback ports, and stops it (and the bootstrap) at the end of the test.
+func startRIE(t *testing.T, mode deploy.Mode) *rie {
+	t.Helper()
+	bin, boot := findRIE(t), buildBootstrap(t)
+	port, apiPort := freePort(t), freePort(t)
+	r := &rie{
+		url:  "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations",
+		jobs: filepath.Join(t.TempDir(), "jobs"),
+		log:  &bytes.Buffer{},
+	}
+	cmd := exec.Command(bin,
+		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
+		boot)
+	cmd.Env = append(os.Environ(),
+		"XOREST_LAMBDA_MODE="+string(mode), "RIETEST_JOBS="+r.jobs,
+		"AWS_LAMBDA_FUNCTION_NAME=xorest-rietest", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the emulator and its bootstrap
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("emulator output:\n%s", r.log)
+		}
+	})
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 500 {
+			t.Fatalf("the emulator does not listen on port %d: %v\n%s", port, err, r.log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r
+}
+
+// invoke sends one event and returns the raw answer. Invokes must not
+// overlap: the emulator's classic mode crashes on concurrent ones.
+func (r *rie) invoke(t *testing.T, event []byte) []byte {
+	t.Helper()
+	resp, err := http.Post(r.url, "application/json", bytes.NewReader(event))
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("invoke: status %d: %s", resp.StatusCode, b)
+	}
+	return b
+}
+
+// TestRIE runs the test bootstrap under the real Lambda runtime interface
+// emulator, in each mode, with every fixture that mode accepts, and a job
+// event.
+func TestRIE(t *testing.T) {
+	for _, mode := range []deploy.Mode{deploy.ModeAuto, deploy.ModeV1, deploy.ModeV2, deploy.ModeStream} {
+		t.Run(string(mode), func(t *testing.T) {
+			r := startRIE(t, mode)
+			first := true
+			for _, tc := range eventCases {
+				if !contains(modeStrings(tc.modes), string(mode)) {
+					continue
+				}
+				t.Run(tc.name, func(t *testing.T) {
+					raw := r.invoke(t, fixture(t, tc.fixture))
+					if first {
+						first = false
+						t.Logf("cold start (emulator start to first answer): %v", time.Since(r.started).Round(time.Millisecond))
+					}
+					tc.want.verify(t, decodeAnswer(t, raw))
+				})
+			}
+			t.Run("async job", func(t *testing.T) {
+				job := []byte("export vm1 to s3://bucket/key")
+				ev, _ := json.Marshal(map[string]string{"xorestAsyncJob": base64.StdEncoding.EncodeToString(job)})
+				if got := string(r.invoke(t, ev)); got != `{"done":true}` {
+					t.Fatalf("job answer %s", got)
+				}
+				b, err := os.ReadFile(r.jobs)
+				if err != nil || strings.TrimSpace(string(b)) != string(job) {
+					t.Fatalf("jobs run: %q, %v", b, err)
+				}
+			})
+		})
+	}
+}
+
+func modeStrings(ms []deploy.Mode) []string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = string(m)
+	}
+	return s
+}
