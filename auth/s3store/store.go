@@ -159,7 +159,9 @@ func (s *Store) idKey(id string) string      { return s.ids + id }
 // Create implements auth.Store. It claims ids/<id> and then writes
 // tokens/<hash>.json, both with If-None-Match: *, so that of two Creates of
 // the same ID or hash, on any instances, exactly one wins; the loser removes
-// its ID claim and returns auth.ErrExists.
+// its ID claim and returns auth.ErrExists. When the SDK retries a write
+// whose answer was lost, the retry finds the object and Create reports
+// auth.ErrExists although it wrote it; minting a new token is the remedy.
 func (s *Store) Create(ctx context.Context, t auth.Token) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("s3store: create token: %w", err)
@@ -174,10 +176,10 @@ func (s *Store) Create(ctx context.Context, t auth.Token) error {
 	if err != nil {
 		return fmt.Errorf("s3store: create token %s: %w", t.ID, err)
 	}
-	if err := s.putNew(ctx, s.idKey(t.ID), []byte(t.Hash)); err != nil {
+	if err := s.putNew(ctx, s.idKey(t.ID), []byte(t.Hash), "text/plain"); err != nil {
 		return s.wrap("create token", t.ID, err)
 	}
-	if err := s.putNew(ctx, s.tokenKey(t.Hash), body); err != nil {
+	if err := s.putNew(ctx, s.tokenKey(t.Hash), body, "application/json"); err != nil {
 		// Give the ID back, even when ctx is done: it is ours alone.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		defer cancel()
@@ -190,13 +192,13 @@ func (s *Store) Create(ctx context.Context, t auth.Token) error {
 }
 
 // putNew writes key only if it does not exist yet.
-func (s *Store) putNew(ctx context.Context, key string, body []byte) error {
+func (s *Store) putNew(ctx context.Context, key string, body []byte, contentType string) error {
 	_, err := s.api.PutObject(ctx, &awss3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))),
-		ContentType:   aws.String("application/json"),
+		ContentType:   aws.String(contentType),
 		IfNoneMatch:   aws.String("*"),
 	})
 	return err
