@@ -46,7 +46,11 @@ func TestInstancesShareTokens(t *testing.T) {
 	ctx := context.Background()
 	bucket := newBucket(t)
 	a := newPeerStore(t, bucket, "shared", nil)
-	b := newPeerStore(t, bucket, "shared", nil)
+	// b is built from a ready SDK client, as a caller sharing one would.
+	b, err := New(ctx, Config{Bucket: bucket, Prefix: "shared", Client: adminClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := newPeerStore(t, bucket, "other", nil)
 
 	secretA, tokA := mint(t, "alice", time.Now())
