@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -35,12 +36,14 @@ import (
 // required unless optional; strings non-empty.
 type actionParam struct {
 	name        string
-	typ         string // "string", "boolean" or "integer"
+	typ         string // "string", "boolean", "integer" or "array" (of objects)
 	optional    bool
 	description string
 	// kind: the parameter is the id of an object of this xo kind in the
 	// same pool; it is resolved to the object's XAPI ref (actionCall.refs).
 	kind string
+	// items are the members of the objects of an "array" parameter.
+	items []actionParam
 }
 
 // action is one action of a collection.
@@ -112,8 +115,14 @@ func (act action) xoSchema() map[string]any {
 	if len(act.params) == 0 {
 		return nil
 	}
+	return xoProperties(act.params)
+}
+
+// xoProperties is params in XO's dialect: properties required unless
+// optional.
+func xoProperties(params []actionParam) map[string]any {
 	props := map[string]any{}
-	for _, p := range act.params {
+	for _, p := range params {
 		s := map[string]any{"type": p.typ}
 		if p.optional {
 			s["optional"] = true
@@ -121,19 +130,30 @@ func (act action) xoSchema() map[string]any {
 		if p.description != "" {
 			s["description"] = p.description
 		}
+		if p.typ == "array" {
+			s["items"] = map[string]any{"type": "object", "properties": xoProperties(p.items)}
+		}
 		props[p.name] = s
 	}
 	return props
 }
 
 // openAPISchema is the action's body as standard JSON schema.
-func (act action) openAPISchema() map[string]any {
+func (act action) openAPISchema() map[string]any { return objectSchema(act.params) }
+
+// objectSchema is an object of params in standard JSON schema.
+func objectSchema(params []actionParam) map[string]any {
 	props := map[string]any{}
 	var required []string
-	for _, p := range act.params {
+	for _, p := range params {
 		s := map[string]any{"type": p.typ}
-		if p.typ == "string" {
+		switch p.typ {
+		case "string":
 			s["minLength"] = 1
+		case "integer":
+			s["minimum"] = 0
+		case "array":
+			s["items"] = objectSchema(p.items)
 		}
 		if p.description != "" {
 			s["description"] = p.description
@@ -225,70 +245,103 @@ func (s *server) getAction(c actionCollection) HandlerFunc {
 // parameters in pool; every problem is reported at once (422).
 func validateArgs(act action, pool *xo.Pool, body map[string]json.RawMessage) (map[string]any, map[string]xapi.Ref, error) {
 	var errs []fieldError
+	args, refs := validateMembers(act.params, pool, body, "", &errs)
+	if len(errs) > 0 {
+		return nil, nil, invalidFields(errs)
+	}
+	return args, refs, nil
+}
+
+// validateMembers checks the members of one JSON object against params
+// (field names in errors are prefixed with prefix) and returns the decoded
+// arguments and the resolved object parameters. Arrays of objects are
+// checked element by element; in their elements, object parameters are
+// replaced by their xapi.Ref.
+func validateMembers(params []actionParam, pool *xo.Pool, body map[string]json.RawMessage, prefix string, errs *[]fieldError) (map[string]any, map[string]xapi.Ref) {
 	args := map[string]any{}
 	refs := map[string]xapi.Ref{}
-	keys := make([]string, 0, len(body))
-	for k := range body {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.ContainsFunc(act.params, func(p actionParam) bool { return p.name == k }) {
-			errs = append(errs, fieldError{k, "unknown parameter"})
+	for _, k := range slices.Sorted(maps.Keys(body)) {
+		if !slices.ContainsFunc(params, func(p actionParam) bool { return p.name == k }) {
+			*errs = append(*errs, fieldError{prefix + k, "unknown parameter"})
 		}
 	}
-	for _, p := range act.params {
+	for _, p := range params {
+		name := prefix + p.name
 		raw, ok := body[p.name]
 		if !ok {
 			if !p.optional {
-				errs = append(errs, fieldError{p.name, "is required"})
+				*errs = append(*errs, fieldError{name, "is required"})
 			}
+			continue
+		}
+		if string(raw) == "null" {
+			*errs = append(*errs, fieldError{name, "must not be null"})
 			continue
 		}
 		var v any
 		switch p.typ {
 		case "string":
 			var s string
-			if err := json.Unmarshal(raw, &s); err != nil || string(raw) == "null" {
-				errs = append(errs, fieldError{p.name, "must be a string"})
+			if err := json.Unmarshal(raw, &s); err != nil {
+				*errs = append(*errs, fieldError{name, "must be a string"})
 				continue
 			}
 			if s == "" {
-				errs = append(errs, fieldError{p.name, "must not be empty"})
+				*errs = append(*errs, fieldError{name, "must not be empty"})
 				continue
 			}
 			v = s
 		case "boolean":
 			var b bool
-			if err := json.Unmarshal(raw, &b); err != nil || string(raw) == "null" {
-				errs = append(errs, fieldError{p.name, "must be a boolean"})
+			if err := json.Unmarshal(raw, &b); err != nil {
+				*errs = append(*errs, fieldError{name, "must be a boolean"})
 				continue
 			}
 			v = b
 		case "integer":
 			var n int64
-			if err := json.Unmarshal(raw, &n); err != nil || string(raw) == "null" {
-				errs = append(errs, fieldError{p.name, "must be an integer"})
+			if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
+				*errs = append(*errs, fieldError{name, "must be a non-negative integer"})
 				continue
 			}
 			v = n
+		case "array":
+			var elems []json.RawMessage
+			if err := json.Unmarshal(raw, &elems); err != nil {
+				*errs = append(*errs, fieldError{name, "must be an array of objects"})
+				continue
+			}
+			list := make([]map[string]any, 0, len(elems))
+			for i, e := range elems {
+				var members map[string]json.RawMessage
+				if err := json.Unmarshal(e, &members); err != nil || members == nil {
+					*errs = append(*errs, fieldError{fmt.Sprintf("%s[%d]", name, i), "must be an object"})
+					continue
+				}
+				elem, elemRefs := validateMembers(p.items, pool, members, fmt.Sprintf("%s[%d].", name, i), errs)
+				for k, r := range elemRefs {
+					elem[k] = r
+				}
+				list = append(list, elem)
+			}
+			v = list
 		}
 		if p.kind != "" {
 			id := v.(string)
-			obj, err := pool.Object(p.kind, id)
-			ref, ok := pool.Ref(idString(obj["id"]))
-			if err != nil || !ok {
-				errs = append(errs, fieldError{p.name, "no such " + p.kind + " " + id + " in the pool"})
+			var ref xapi.Ref
+			ok := false
+			if obj, err := pool.Object(p.kind, id); err == nil {
+				ref, ok = pool.Ref(idString(obj["id"]))
+			}
+			if !ok {
+				*errs = append(*errs, fieldError{name, "no such " + p.kind + " " + id + " in the pool"})
 				continue
 			}
 			refs[p.name] = ref
 		}
 		args[p.name] = v
 	}
-	if len(errs) > 0 {
-		return nil, nil, invalidFields(errs)
-	}
-	return args, refs, nil
+	return args, refs
 }
 
 // runAction answers POST /rest/v0/<collection>/<id>/actions/<action>.

@@ -46,6 +46,32 @@ func TestCreateVM(t *testing.T) {
 					t.Errorf("%d disks, want the template's one (cloned)", len(disks))
 				}
 			}},
+		{name: "with disks and networks",
+			target: "vm-templates/{template0}/actions/instantiate",
+			body: func(t *testing.T, sf *simFixture) string {
+				return `{"name_label": "web", "vdis": [{"name_label": "data", "size": 1073741824}, {"name_label": "logs", "size": 4096, "sr": "` +
+					sf.idOf(t, "srs", "host0 local storage") + `"}], "vifs": [{"network": "` + sf.idOf(t, "networks", "network1") + `", "mac": "02:00:00:00:00:01"}]}`
+			},
+			check: func(t *testing.T, sf *simFixture, vm map[string]any) {
+				var disks []map[string]any
+				sf.getJSON(t, BasePath+"/vms/"+vm["id"].(string)+"/vdis?fields=name_label,size,$SR", &disks)
+				got := map[string]any{}
+				for _, d := range disks {
+					got[d["name_label"].(string)] = d["size"]
+				}
+				if len(disks) != 3 || got["data"] != 1073741824.0 || got["logs"] != 4096.0 {
+					t.Errorf("disks %v", disks)
+				}
+				var vifs []map[string]any
+				sf.getJSON(t, BasePath+"/vifs?fields=MAC,$network&filter="+url.QueryEscape("$VM:"+vm["id"].(string)), &vifs)
+				found := false
+				for _, v := range vifs {
+					found = found || (v["MAC"] == "02:00:00:00:00:01" && v["$network"] == sf.idOf(t, "networks", "network1"))
+				}
+				if !found {
+					t.Errorf("VIFs %v", vifs)
+				}
+			}},
 		{name: "pool create_vm from a default template",
 			target: "pools/{pool}/actions/create_vm",
 			body: func(t *testing.T, sf *simFixture) string {
@@ -138,5 +164,34 @@ func TestPoolEmergencyShutdown(t *testing.T) {
 		if h["power_state"] != "Halted" {
 			t.Errorf("host %v", h)
 		}
+	}
+}
+
+func TestCreateVMValidation(t *testing.T) {
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+	tpl := sf.idOf(t, "vm-templates", "template0")
+	tests := []struct{ name, body, inError string }{
+		{"nested required", `{"name_label": "x", "vdis": [{"name_label": "d"}]}`, "vdis[0].size: is required"},
+		{"nested unknown object", `{"name_label": "x", "vifs": [{"network": "nope"}]}`, "vifs[0].network: no such network nope"},
+		{"nested unknown member", `{"name_label": "x", "vifs": [{"network": "nope", "mtu": 9000}]}`, "vifs[0].mtu: unknown parameter"},
+		{"not an array", `{"name_label": "x", "vdis": {}}`, "vdis: must be an array of objects"},
+		{"element not an object", `{"name_label": "x", "vdis": [3]}`, "vdis[0]: must be an object"},
+		{"negative size", `{"name_label": "x", "vdis": [{"name_label": "d", "size": -1}]}`, "vdis[0].size: must be a non-negative integer"},
+		{"fractional memory", `{"name_label": "x", "memory": 1.5}`, "memory: must be a non-negative integer"},
+	}
+	vmsBefore := len(sf.collectionIDs(t, "vms"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := sf.send(t, "POST", BasePath+"/vm-templates/"+tpl+"/actions/instantiate?sync", tt.body)
+			if rec.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			if body := errorOf(t, rec); !strings.Contains(body.Error, tt.inError) {
+				t.Errorf("error %q does not contain %q", body.Error, tt.inError)
+			}
+		})
+	}
+	if got := len(sf.collectionIDs(t, "vms")); got != vmsBefore {
+		t.Errorf("%d VMs, %d before", got, vmsBefore)
 	}
 }
