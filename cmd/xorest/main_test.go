@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -198,5 +199,36 @@ func TestServeEmbeddedPool(t *testing.T) {
 	case <-streamEnded:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the watch stream did not end")
+	}
+}
+
+func TestOpenTokenStore(t *testing.T) {
+	tests := []struct {
+		name, spec string
+		wantErr    bool
+		wantType   string
+	}{
+		{name: "file", spec: "file:" + filepath.Join(t.TempDir(), "t.json"), wantType: "*auth.FileStore"},
+		{name: "bare path", spec: filepath.Join(t.TempDir(), "t.json"), wantType: "*auth.FileStore"},
+		{name: "s3", spec: "s3://bucket/prefix", wantType: "*s3store.Store"},
+		{name: "s3 without bucket", spec: "s3://", wantErr: true},
+		{name: "other scheme", spec: "gs://bucket", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, err := openTokenStore(tt.spec)
+			if tt.wantErr {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("err = %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%T", store); got != tt.wantType {
+				t.Errorf("store is a %s, want %s", got, tt.wantType)
+			}
+		})
 	}
 }

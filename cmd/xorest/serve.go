@@ -44,7 +44,7 @@ func parseServe(args []string, getenv func(string) string) (serveConfig, error) 
 	fs.StringVar(&cfg.caFile, "xapi-ca-file", "", "PEM file of the CA (or self-signed certificate) that signs the hosts' certificates")
 	fs.Var(&cfg.fingerprints, "xapi-fingerprint", "pinned SHA-256 fingerprint of a host certificate (repeatable)")
 	fs.BoolVar(&cfg.insecure, "xapi-insecure", false, "do not verify the hosts' TLS certificates (unsafe)")
-	fs.StringVar(&cfg.tokenStore, "token-store", defaultTokenStore(getenv), "where tokens are stored: file:PATH")
+	fs.StringVar(&cfg.tokenStore, "token-store", defaultTokenStore(getenv), "where tokens are stored: file:PATH or s3://bucket/prefix")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
 	if err := parseFlags(fs, args, getenv); err != nil {

@@ -12,15 +12,28 @@ import (
 	"time"
 
 	"github.com/xorest/xorest/auth"
+	"github.com/xorest/xorest/auth/s3store"
 )
 
 // openTokenStore opens the store named by XOREST_TOKEN_STORE (or the
-// --token-store flag): "file:PATH" or a bare path.
+// --token-store flag): "file:PATH", a bare path, or "s3://bucket/prefix"
+// (for Lambda; XOREST_S3_ENDPOINT and XOREST_S3_PATH_STYLE=true point it at
+// an S3-compatible server, credentials and region come from the AWS SDK's
+// default chain).
 func openTokenStore(spec string) (auth.Store, error) {
+	if strings.HasPrefix(spec, "s3://") {
+		cfg, err := s3store.ParseURL(spec)
+		if err != nil {
+			return nil, fmt.Errorf("%w: token store: %v", errUsage, err)
+		}
+		cfg.Endpoint = os.Getenv("XOREST_S3_ENDPOINT")
+		cfg.UsePathStyle = os.Getenv("XOREST_S3_PATH_STYLE") == "true"
+		return s3store.New(context.Background(), cfg) // sends no request
+	}
 	path, ok := strings.CutPrefix(spec, "file:")
 	if !ok {
 		if strings.Contains(spec, "://") {
-			return nil, fmt.Errorf("%w: token store %q: only file:PATH is supported by this build", errUsage, spec)
+			return nil, fmt.Errorf("%w: token store %q: want file:PATH or s3://bucket/prefix", errUsage, spec)
 		}
 		path = spec
 	}
@@ -48,7 +61,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("xorest token "+sub, flag.ContinueOnError)
-	storeSpec := fs.String("token-store", defaultTokenStore(getenv), "where tokens are stored: file:PATH")
+	storeSpec := fs.String("token-store", defaultTokenStore(getenv), "where tokens are stored: file:PATH or s3://bucket/prefix")
 	user := fs.String("user", "root", "user the token authenticates (create)")
 	description := fs.String("description", "", "what the token is for (create)")
 	expiresIn := fs.String("expires-in", "30 days", `validity, e.g. "1 hour", "30 days", or milliseconds (create)`)
