@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/xorest/xorest/xo/xapi"
@@ -47,14 +48,60 @@ func vdiActions() []action {
 	}
 }
 
-// vdiMigrate is VDI.pool_migrate(vdi, sr, {}); the result is {"id": the
-// new VDI's uuid}.
+// vdiMigrate is XO's moveVdi: VDI.pool_migrate(vdi, sr, {}); where XAPI
+// cannot migrate (NO_HOSTS_AVAILABLE, LICENCE_RESTRICTION,
+// VDI_NEEDS_VM_FOR_MIGRATE), a VDI no running VM uses is copied to the SR
+// (VDI.copy), its VBDs are recreated on the copy and the original is
+// destroyed. The result is {"id": the new VDI's uuid}.
 func vdiMigrate(ctx context.Context, a *actionCall) (any, error) {
-	v, err := a.client.CallAsyncWait(ctx, "VDI.pool_migrate", a.ref, a.refs["srId"], map[string]string{})
-	if err != nil {
+	c := a.client
+	sr := a.refs["srId"]
+	v, err := c.CallAsyncWait(ctx, "VDI.pool_migrate", a.ref, sr, map[string]string{})
+	if err == nil {
+		return newObjectID(ctx, c, "VDI", xapi.Ref(fmt.Sprint(v)))
+	}
+	if !errors.Is(err, &xapi.Error{Code: "NO_HOSTS_AVAILABLE"}) && !errors.Is(err, &xapi.Error{Code: "LICENCE_RESTRICTION"}) &&
+		!errors.Is(err, &xapi.Error{Code: "VDI_NEEDS_VM_FOR_MIGRATE"}) {
 		return nil, fmt.Errorf("VDI.pool_migrate %s: %w", a.ref, err)
 	}
-	return newObjectID(ctx, a.client, "VDI", xapi.Ref(fmt.Sprint(v)))
+	migrateErr := err
+	vdi, err := xapi.GetRecord[xapi.VDI](ctx, c, a.ref)
+	if err != nil {
+		return nil, fmt.Errorf("VDI.get_record %s: %w", a.ref, err)
+	}
+	vbds := make([]*xapi.VBD, 0, len(vdi.VBDs))
+	for _, ref := range vdi.VBDs {
+		vbd, err := xapi.GetRecord[xapi.VBD](ctx, c, ref)
+		if err != nil {
+			return nil, fmt.Errorf("VBD.get_record %s: %w", ref, err)
+		}
+		if vbd.CurrentlyAttached {
+			// Copying would need the VM stopped: keep XAPI's answer.
+			return nil, fmt.Errorf("VDI.pool_migrate %s: %w", a.ref, migrateErr)
+		}
+		vbds = append(vbds, vbd)
+	}
+	v, err = c.CallAsyncWait(ctx, "VDI.copy", a.ref, sr)
+	if err != nil {
+		return nil, fmt.Errorf("VDI.copy %s (after VDI.pool_migrate failed with %v): %w", a.ref, migrateErr, err)
+	}
+	copied := xapi.Ref(fmt.Sprint(v))
+	for i, vbd := range vbds {
+		if _, err := c.Call(ctx, "VBD.destroy", vdi.VBDs[i]); err != nil {
+			return nil, fmt.Errorf("VBD.destroy %s (the copy %s is kept): %w", vdi.VBDs[i], copied, err)
+		}
+		if _, err := c.Call(ctx, "VBD.create", map[string]any{
+			"VM": vbd.VM, "VDI": copied, "userdevice": vbd.Userdevice, "bootable": vbd.Bootable, "mode": vbd.Mode,
+			"type": vbd.Type, "empty": false, "unpluggable": vbd.Unpluggable, "other_config": orEmpty(vbd.OtherConfig),
+			"qos_algorithm_type": vbd.QosAlgorithmType, "qos_algorithm_params": orEmpty(vbd.QosAlgorithmParams),
+		}); err != nil {
+			return nil, fmt.Errorf("VBD.create on the copy %s: %w", copied, err)
+		}
+	}
+	if _, err := c.CallAsyncWait(ctx, "VDI.destroy", a.ref); err != nil {
+		return nil, fmt.Errorf("VDI.destroy %s after copying it to %s: %w", a.ref, copied, err)
+	}
+	return newObjectID(ctx, c, "VDI", copied)
 }
 
 // plugActions are the connect and disconnect actions of VBDs and VIFs.
@@ -63,4 +110,12 @@ func plugActions(class string) []action {
 		{name: "connect", summary: "Plug the " + class + " into its running VM (" + class + ".plug)", run: void(class + ".plug")},
 		{name: "disconnect", summary: "Unplug the " + class + " from its running VM (" + class + ".unplug_force)", run: void(class + ".unplug_force")},
 	}
+}
+
+// orEmpty returns m, or an empty map for nil (XAPI wants a struct).
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }

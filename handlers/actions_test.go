@@ -445,3 +445,50 @@ func TestSyncActionOutlivesItsClient(t *testing.T) {
 		t.Errorf("power_state %v: the work stopped with the client", got)
 	}
 }
+
+func TestVDIMigrateFallsBackToCopy(t *testing.T) {
+	tests := []struct {
+		name   string
+		vm     string
+		status int
+	}{
+		{"disk of a halted VM is copied", "vm1", http.StatusOK},
+		{"disk of a running VM is not", "vm0", http.StatusInternalServerError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+			t.Cleanup(sf.sims[0].InjectFault(xapisim.FaultRule{Method: "VDI.pool_migrate", Fault: xapisim.NewFault("NO_HOSTS_AVAILABLE")}))
+			vm := sf.idOf(t, "vms", tt.vm)
+			disk := sf.vmDisks(t, "vms", vm)[0]
+			sr := sf.idOf(t, "srs", "host0 local storage")
+			rec := sf.send(t, "POST", BasePath+"/vdis/"+disk+"/actions/migrate?sync", `{"srId": "`+sr+`"}`)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			if tt.status != http.StatusOK {
+				if body := errorOf(t, rec); body.Data["code"] != "NO_HOSTS_AVAILABLE" {
+					t.Errorf("data %v", body.Data)
+				}
+				if disks := sf.vmDisks(t, "vms", vm); disks[0] != disk {
+					t.Errorf("disks %v changed", disks)
+				}
+				return
+			}
+			var result map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &result); err != nil {
+				t.Fatal(err)
+			}
+			id := result["id"].(string)
+			if got := sf.objField(t, "vdis", id, "$SR"); got != sr {
+				t.Errorf("$SR %v", got)
+			}
+			if !slices.Contains(sf.vmDisks(t, "vms", vm), id) {
+				t.Errorf("the copy %s is not attached to %s: %v", id, tt.vm, sf.vmDisks(t, "vms", vm))
+			}
+			if got := sf.get(t, BasePath+"/vdis/"+disk).Code; got != http.StatusNotFound {
+				t.Errorf("the original is still there: %d", got)
+			}
+		})
+	}
+}
