@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/xorest/xorest/auth"
+	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/handlers"
+	"github.com/xorest/xorest/xo"
+	"github.com/xorest/xorest/xo/xapi"
+)
+
+// lambdaConfig is what `xorest lambda` runs with. It comes from the
+// environment only (the function's configuration):
+//
+//	XOREST_XAPI                  pool master URLs, comma-separated (required)
+//	XOREST_XAPI_USER             XAPI user (default root)
+//	XOREST_XAPI_PASSWORD         its password, or one reference to it:
+//	XOREST_XAPI_PASSWORD_SECRET  a Secrets Manager secret (ARN or name); a JSON
+//	                             secret gives its "password" field
+//	XOREST_XAPI_PASSWORD_SSM     an SSM parameter name (SecureString decrypted)
+//	XOREST_XAPI_CA_FILE, XOREST_XAPI_FINGERPRINT, XOREST_XAPI_INSECURE as for serve
+//	XOREST_TOKEN_STORE           default file:/tmp/xorest/tokens.json (per instance)
+//	XOREST_LAMBDA_MODE           auto (default), v1, v2 or stream
+//	XOREST_LOG_LEVEL, XOREST_LOG_FORMAT (default json)
+type lambdaConfig struct {
+	xapi         multiFlag
+	xapiUser     string
+	caFile       string
+	fingerprints multiFlag
+	insecure     bool
+	tokenStore   string
+	mode         deploy.Mode
+	logLevel     string
+	logFormat    string
+	password     passwordSource
+}
+
+// passwordSource says where the XAPI password is: exactly one field is set.
+type passwordSource struct {
+	value, secret, ssm string
+}
+
+// defaultLambdaTokenStore lives in the instance's /tmp: tokens minted on
+// one instance are unknown to the others until an S3 store is set.
+const defaultLambdaTokenStore = "file:/tmp/xorest/tokens.json"
+
+func parseLambda(getenv func(string) string) (lambdaConfig, error) {
+	cfg := lambdaConfig{}
+	var mode string
+	fs := flag.NewFlagSet("xorest lambda", flag.ContinueOnError)
+	fs.Var(&cfg.xapi, "xapi", "URL of a pool master (XOREST_XAPI, comma-separated)")
+	fs.StringVar(&cfg.xapiUser, "xapi-user", "root", "XAPI user")
+	fs.StringVar(&cfg.caFile, "xapi-ca-file", "", "PEM file of the hosts' CA")
+	fs.Var(&cfg.fingerprints, "xapi-fingerprint", "pinned SHA-256 fingerprint of a host certificate")
+	fs.BoolVar(&cfg.insecure, "xapi-insecure", false, "do not verify the hosts' TLS certificates (unsafe)")
+	fs.StringVar(&cfg.tokenStore, "token-store", defaultLambdaTokenStore, "where tokens are stored")
+	fs.StringVar(&mode, "lambda-mode", "auto", "auto, v1, v2 or stream")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "text or json")
+	if err := parseFlags(fs, nil, getenv); err != nil {
+		return cfg, err
+	}
+	m, err := deploy.ParseMode(mode)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: XOREST_LAMBDA_MODE: %v", errUsage, err)
+	}
+	cfg.mode = m
+	if len(cfg.xapi) == 0 {
+		return cfg, fmt.Errorf("%w: XOREST_XAPI is not set (the pool master URLs)", errUsage)
+	}
+	cfg.password = passwordSource{
+		value:  getenv("XOREST_XAPI_PASSWORD"),
+		secret: getenv("XOREST_XAPI_PASSWORD_SECRET"),
+		ssm:    getenv("XOREST_XAPI_PASSWORD_SSM"),
+	}
+	n := 0
+	for _, s := range []string{cfg.password.value, cfg.password.secret, cfg.password.ssm} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return cfg, fmt.Errorf("%w: set exactly one of XOREST_XAPI_PASSWORD, XOREST_XAPI_PASSWORD_SECRET and XOREST_XAPI_PASSWORD_SSM (%d set)", errUsage, n)
+	}
+	return cfg, nil
+}
+
+// resolve returns the password, reading a secret or a parameter with
+// awsCfg when it is a reference. awsCfg is loaded only for references.
+func (p passwordSource) resolve(ctx context.Context, awsCfg func(context.Context) (aws.Config, error)) (string, error) {
+	if p.value != "" {
+		return p.value, nil
+	}
+	ac, err := awsCfg(ctx)
+	if err != nil {
+		return "", fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if p.secret != "" {
+		out, err := secretsmanager.NewFromConfig(ac).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(p.secret)})
+		if err != nil {
+			return "", fmt.Errorf("reading the XAPI password from secret %s: %w", p.secret, err)
+		}
+		s := aws.ToString(out.SecretString)
+		var fields map[string]any
+		if strings.HasPrefix(strings.TrimSpace(s), "{") && json.Unmarshal([]byte(s), &fields) == nil {
+			pw, ok := fields["password"].(string)
+			if !ok || pw == "" {
+				return "", fmt.Errorf("secret %s is a JSON object without a \"password\" string", p.secret)
+			}
+			return pw, nil
+		}
+		if s == "" {
+			return "", fmt.Errorf("secret %s has no SecretString", p.secret)
+		}
+		return s, nil
+	}
+	out, err := ssm.NewFromConfig(ac).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(p.ssm), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		return "", fmt.Errorf("reading the XAPI password from parameter %s: %w", p.ssm, err)
+	}
+	if out.Parameter == nil || aws.ToString(out.Parameter.Value) == "" {
+		return "", fmt.Errorf("parameter %s is empty", p.ssm)
+	}
+	return aws.ToString(out.Parameter.Value), nil
+}
+
+// newAPIHandler builds the /rest/v0 handler as serve does, for the pools
+// in opts (opts[0] checks Basic logins). The caller closes the pools.
+func newAPIHandler(log *slog.Logger, store auth.Store, opts []xapi.Options) (http.Handler, *xo.Pools, error) {
+	pools, err := xo.New(xo.Config{XAPI: opts})
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := handlers.New(handlers.Config{
+		Logger:      log,
+		Tokens:      store,
+		Pools:       pools,
+		VerifyBasic: verifyBasic(opts[0]),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, pools, nil
+}
+
+// lambdaCommand runs xorest as a Lambda function (provided.al2023). It is
+// what the bootstrap runs when AWS_LAMBDA_RUNTIME_API is set and no
+// command is given.
+func lambdaCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) != 0 {
+		return fmt.Errorf("%w: xorest lambda takes no arguments; it reads the environment (XOREST_XAPI, XOREST_XAPI_USER, XOREST_XAPI_PASSWORD[_SECRET|_SSM], XOREST_TOKEN_STORE, XOREST_LAMBDA_MODE)", errUsage)
+	}
+	if getenv("AWS_LAMBDA_RUNTIME_API") == "" {
+		return errors.New("xorest lambda runs inside AWS Lambda (or its runtime interface emulator): AWS_LAMBDA_RUNTIME_API is not set")
+	}
+	cfg, err := parseLambda(getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		return err
+	}
+	password, err := cfg.password.resolve(ctx, func(ctx context.Context) (aws.Config, error) {
+		return config.LoadDefaultConfig(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	store, err := openTokenStore(cfg.tokenStore)
+	if err != nil {
+		return err
+	}
+	opts := make([]xapi.Options, len(cfg.xapi))
+	for i, u := range cfg.xapi {
+		opts[i] = xapi.Options{
+			URL: u, Username: cfg.xapiUser, Password: password,
+			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
+		}
+	}
+	h, _, err := newAPIHandler(log, store, opts)
+	if err != nil {
+		return err
+	}
+	// The pools' sessions are not closed: Lambda freezes, then ends, the
+	// process without notice, and XAPI expires idle sessions itself.
+	log.Info("xorest lambda starting", "mode", cfg.mode, "pools", len(opts))
+	return deploy.Start(ctx, h, cfg.mode, nil)
+}
