@@ -49,10 +49,15 @@ func exitCode(err error) int {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 && getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		args = []string{"lambda"} // the Lambda bootstrap runs without arguments
+	}
 	if len(args) == 0 {
 		return fmt.Errorf("%w: no command\n%s", errUsage, usage)
 	}
 	switch args[0] {
+	case "lambda":
+		return lambdaCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
