@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/xo/xapisim"
+)
+
+func TestParseLambda(t *testing.T) {
+	base := map[string]string{"XOREST_XAPI": "https://a, https://b", "XOREST_XAPI_PASSWORD": "pw"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantErr  bool
+		wantMode deploy.Mode
+		wantPw   passwordSource
+	}{
+		{name: "defaults", env: base, wantMode: deploy.ModeAuto, wantPw: passwordSource{value: "pw"}},
+		{name: "stream mode", env: with("XOREST_LAMBDA_MODE", "stream"), wantMode: deploy.ModeStream, wantPw: passwordSource{value: "pw"}},
+		{name: "bad mode", env: with("XOREST_LAMBDA_MODE", "v3"), wantErr: true},
+		{name: "secret reference", env: with("XOREST_XAPI_PASSWORD", "", "XOREST_XAPI_PASSWORD_SECRET", "arn:aws:secretsmanager:eu-west-1:1:secret:x"),
+			wantMode: deploy.ModeAuto, wantPw: passwordSource{secret: "arn:aws:secretsmanager:eu-west-1:1:secret:x"}},
+		{name: "ssm reference", env: with("XOREST_XAPI_PASSWORD", "", "XOREST_XAPI_PASSWORD_SSM", "/xorest/pw"),
+			wantMode: deploy.ModeAuto, wantPw: passwordSource{ssm: "/xorest/pw"}},
+		{name: "two passwords", env: with("XOREST_XAPI_PASSWORD_SSM", "/xorest/pw"), wantErr: true},
+		{name: "no password", env: with("XOREST_XAPI_PASSWORD", ""), wantErr: true},
+		{name: "no pool", env: map[string]string{"XOREST_XAPI_PASSWORD": "pw"}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseLambda(envOf(tc.env))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("error %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if !errors.Is(err, errUsage) {
+					t.Errorf("error %v is not a usage error", err)
+				}
+				return
+			}
+			if cfg.mode != tc.wantMode || cfg.password != tc.wantPw {
+				t.Errorf("mode %q, password %+v; want %q, %+v", cfg.mode, cfg.password, tc.wantMode, tc.wantPw)
+			}
+			if strings.Join(cfg.xapi, " ") != "https://a https://b" || cfg.xapiUser != "root" || cfg.tokenStore != defaultLambdaTokenStore {
+				t.Errorf("xapi %q, user %q, token store %q", cfg.xapi, cfg.xapiUser, cfg.tokenStore)
+			}
+		})
+	}
+}
+
+// fakeAWS answers Secrets Manager GetSecretValue and SSM GetParameter
+// (JSON 1.1 protocol) from fixed maps.
+type fakeAWS struct {
+	secrets, params map[string]string
+}
+
+func (f fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var in struct{ SecretId, Name string }
+	json.NewDecoder(r.Body).Decode(&in)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	notFound := func(kind string) {
+		w.Header().Set("X-Amzn-Errortype", kind)
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"__type":"`+kind+`","message":"not found"}`)
+	}
+	switch r.Header.Get("X-Amz-Target") {
+	case "secretsmanager.GetSecretValue":
+		s, ok := f.secrets[in.SecretId]
+		if !ok {
+			notFound("ResourceNotFoundException")
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ARN": in.SecretId, "Name": in.SecretId, "SecretString": s})
+	case "AmazonSSM.GetParameter":
+		s, ok := f.params[in.Name]
+		if !ok {
+			notFound("ParameterNotFound")
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{"Name": in.Name, "Type": "SecureString", "Value": s}})
+	default:
+		http.Error(w, "unexpected target "+r.Header.Get("X-Amz-Target"), http.StatusBadRequest)
+	}
+}
+
+func TestPasswordResolve(t *testing.T) {
+	srv := httptest.NewServer(fakeAWS{
+		secrets: map[string]string{"plain": "pw-plain", "json": `{"username":"root","password":"pw-json"}`, "json-nopw": `{"user":"root"}`},
+		params:  map[string]string{"/xorest/pw": "pw-ssm"},
+	})
+	defer srv.Close()
+	awsCfg := func(context.Context) (aws.Config, error) {
+		return aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}, nil
+	}
+	noAWS := func(context.Context) (aws.Config, error) { return aws.Config{}, errors.New("AWS must not be used") }
+	tests := []struct {
+		name    string
+		src     passwordSource
+		load    func(context.Context) (aws.Config, error)
+		want    string
+		wantErr bool
+	}{
+		{"value", passwordSource{value: "pw"}, noAWS, "pw", false},
+		{"plain secret", passwordSource{secret: "plain"}, awsCfg, "pw-plain", false},
+		{"JSON secret", passwordSource{secret: "json"}, awsCfg, "pw-json", false},
+		{"JSON secret without password", passwordSource{secret: "json-nopw"}, awsCfg, "", true},
+		{"missing secret", passwordSource{secret: "nope"}, awsCfg, "", true},
+		{"ssm parameter", passwordSource{ssm: "/xorest/pw"}, awsCfg, "pw-ssm", false},
+		{"missing parameter", passwordSource{ssm: "/nope"}, awsCfg, "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.src.resolve(context.Background(), tc.load)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("resolve = %q, %v; want %q, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestLambdaCommandOutsideLambda(t *testing.T) {
+	err := run(context.Background(), []string{"lambda"}, envOf(map[string]string{"XOREST_XAPI": "https://a", "XOREST_XAPI_PASSWORD": "pw"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "AWS_LAMBDA_RUNTIME_API") {
+		t.Fatalf("xorest lambda outside Lambda: %v", err)
+	}
+	if err := run(context.Background(), []string{"lambda", "extra"}, envOf(nil), io.Discard, io.Discard); !errors.Is(err, errUsage) {
+		t.Fatalf("xorest lambda extra: %v, want a usage error", err)
+	}
+}
+
+// TestLambdaUnderRIE builds xorest as `make lambda` does (for this
+// machine's architecture) and runs it under the Lambda runtime interface
+// emulator with no command, against the simulated pool, its password read
+// from a (fake) SSM endpoint at init.
+func TestLambdaUnderRIE(t *testing.T) {
+	rie := findRIE(t)
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", boot, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	m := xapisim.Default()
+	m.User, m.Password = "root", "s3cret-pw"
+	simURL, stopSim, err := xapisim.New(m).Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopSim(context.Background())
+	ssm := httptest.NewServer(fakeAWS{params: map[string]string{"/xorest/xapi-password": m.Password}})
+	defer ssm.Close()
+
+	port, apiPort := freeTCPPort(t), freeTCPPort(t)
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort), boot)
+	cmd.Env = append(os.Environ(),
+		"XOREST_XAPI="+strings.TrimSuffix(simURL, "/"), "XOREST_XAPI_USER=root",
+		"XOREST_XAPI_PASSWORD=", "XOREST_XAPI_PASSWORD_SECRET=", "XOREST_XAPI_PASSWORD_SSM=/xorest/xapi-password",
+		"XOREST_TOKEN_STORE=file:"+filepath.Join(dir, "tokens.json"), "XOREST_LAMBDA_MODE=auto",
+		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_SESSION_TOKEN=",
+		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_LAMBDA_FUNCTION_NAME=xorest", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("emulator output:\n%s", log.String())
+		}
+	}()
+	waitListening(t, port)
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations"
+
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("root:"+m.Password))
+	tests := []struct {
+		name   string
+		event  map[string]any
+		status int
+		check  func(t *testing.T, body string)
+	}{
+		{"v2 collection with Basic", v2Event("GET", "/rest/v0/vms", "fields=name_label,power_state", basic), 200, func(t *testing.T, body string) {
+			var vms []map[string]any
+			if err := json.Unmarshal([]byte(body), &vms); err != nil || len(vms) == 0 {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if _, ok := vms[0]["name_label"]; !ok {
+				t.Errorf("first VM %v has no name_label", vms[0])
+			}
+		}},
+		{"v1 collection with Basic", v1Event("GET", "/rest/v0/vms", basic), 200, func(t *testing.T, body string) {
+			var hrefs []string
+			if err := json.Unmarshal([]byte(body), &hrefs); err != nil || len(hrefs) == 0 || !strings.HasPrefix(hrefs[0], "/rest/v0/vms/") {
+				t.Errorf("body %q: %v", body, err)
+			}
+		}},
+		{"v2 without credentials", v2Event("GET", "/rest/v0/vms", "", ""), 401, nil},
+		{"v2 wrong password", v2Event("GET", "/rest/v0/vms", "", "Basic "+base64.StdEncoding.EncodeToString([]byte("root:nope"))), 401, nil},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, _ := json.Marshal(tc.event)
+			resp, err := http.Post(url, "application/json", bytes.NewReader(ev))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if i == 0 {
+				t.Logf("cold start (emulator start to first answer, SSM read and XAPI login included): %v", time.Since(started).Round(time.Millisecond))
+			}
+			var out struct {
+				StatusCode int    `json:"statusCode"`
+				Body       string `json:"body"`
+			}
+			if err := json.Unmarshal(raw, &out); err != nil {
+				t.Fatalf("answer %q: %v", raw, err)
+			}
+			if out.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", out.StatusCode, tc.status, out.Body)
+			}
+			if tc.check != nil {
+				tc.check(t, out.Body)
+			}
+		})
+	}
+}
+
+func v2Event(method, path, query, authorization string) map[string]any {
+	h := map[string]string{"host": "abc123.execute-api.eu-west-1.amazonaws.com", "accept": "application/json"}
+	if authorization != "" {
+		h["authorization"] = authorization
+	}
+	return map[string]any{"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query, "headers": h,
+		"requestContext": map[string]any{"domainName": "abc123.execute-api.eu-west-1.amazonaws.com", "stage": "$default",
+			"http": map[string]any{"method": method, "path": path, "sourceIp": "203.0.113.7"}}}
+}
+
+func v1Event(method, path, authorization string) map[string]any {
+	h := map[string][]string{"Host": {"abc123.execute-api.eu-west-1.amazonaws.com"}, "Authorization": {authorization}}
+	return map[string]any{"resource": "/{proxy+}", "path": path, "httpMethod": method, "multiValueHeaders": h,
+		"requestContext": map[string]any{"stage": "prod", "httpMethod": method, "identity": map[string]any{"sourceIp": "203.0.113.7"}}}
+}
+
+const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d (or make peers)"
+
+// findRIE finds aws-lambda-rie in $XOREST_PEERS_BIN, <repo>/.peers/bin or
+// PATH; it fails the test with the install command when it is missing.
+func findRIE(t *testing.T) string {
+	t.Helper()
+	dirs := []string{os.Getenv("XOREST_PEERS_BIN")}
+	if wd, err := os.Getwd(); err == nil {
+		dirs = append(dirs, filepath.Join(wd, "..", "..", ".peers", "bin"))
+	}
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, "aws-lambda-rie")); err == nil && !fi.IsDir() {
+			return filepath.Join(dir, "aws-lambda-rie")
+		}
+	}
+	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
+		return p
+	}
+	t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator) is missing; install it with:\n  %s", rieInstall)
+	return ""
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if i == 500 {
+			t.Fatalf("nothing listens on port %d: %v", port, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
