@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xorest/xorest/xo/xapisim"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -228,6 +230,66 @@ func TestOpenTokenStore(t *testing.T) {
 			}
 			if got := fmt.Sprintf("%T", store); got != tt.wantType {
 				t.Errorf("store is a %s, want %s", got, tt.wantType)
+			}
+		})
+	}
+}
+
+// startServe runs `xorest serve` with args until the test ends and returns
+// the base URL it prints.
+func startServe(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := newSyncBuffer()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), envOf(env), out, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	re := regexp.MustCompile(`serving (http://\S+)\n`)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve printed no URL:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServeBasicAuthAgainstPool(t *testing.T) {
+	srv := xapisim.NewServer(t, xapisim.Default())
+	base := startServe(t, map[string]string{
+		"XOREST_TOKEN_STORE":   "file:" + filepath.Join(t.TempDir(), "t.json"),
+		"XOREST_XAPI_PASSWORD": srv.Password,
+	}, "--xapi", srv.URL, "--xapi-user", srv.User)
+
+	tests := []struct {
+		name, user, password string
+		want                 int
+	}{
+		{"pool admin", srv.User, srv.Password, http.StatusOK},
+		{"wrong password", srv.User, srv.Password + "x", http.StatusUnauthorized},
+		{"unknown user", "nobody", srv.Password, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", base+"/vms?fields=name_label", nil)
+			req.SetBasicAuth(tt.user, tt.password)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, body)
 			}
 		})
 	}

@@ -183,14 +183,14 @@ func runWatch(url, token string, watchers, changes int, xapiURL, user, password,
 	}
 	defer x.Logout(context.Background())
 	var ref string
-	if err := x.CallInto(ctx, &ref, "VM.get_by_uuid", x.Session(), vm); err != nil {
+	if err := x.CallInto(ctx, &ref, "VM.get_by_uuid", vm); err != nil {
 		return err
 	}
 	time.Sleep(500 * time.Millisecond) // let every stream reach the server's watch loop
 	sent := make([]time.Time, changes)
 	for i := range changes {
 		sent[i] = time.Now()
-		if _, err := x.Call(ctx, "VM.set_name_label", x.Session(), ref, fmt.Sprintf("bench-change-%d", i)); err != nil {
+		if _, err := x.Call(ctx, "VM.set_name_label", ref, fmt.Sprintf("bench-change-%d", i)); err != nil {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)
