@@ -25,6 +25,7 @@ var classRegistrars = []func(*Simulator){
 	registerNetwork,
 	registerBond,
 	registerMessage,
+	registerPlugin,
 	registerDataPlane, // last: wraps the VDI/VM copy and destroy calls (vdidata.go)
 }
 
