@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -499,6 +500,13 @@ func (c *Client) jsonRoundTrip(ctx context.Context, hc *http.Client, base *url.U
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
 		return nil, &TransportError{Method: method, URL: u.Redacted(),
 			Err: fmt.Errorf("%w: %w (Content-Type %q)", ErrInvalidResponse, errNotJSON, resp.Header.Get("Content-Type"))}
+	}
+	if out != nil && !hasInterface(reflect.TypeOf(out), map[reflect.Type]bool{}) {
+		// typed records: straight from the stream, no generic form
+		if err := decodeJSONInto(resp.Body, reflect.ValueOf(out).Elem()); err != nil {
+			return nil, decodeFailure(ctx, u, method, err)
+		}
+		return nil, nil
 	}
 	v, err := decodeJSONResult(resp.Body)
 	if err != nil {

@@ -26,19 +26,28 @@ import (
 // DecodeJSONResponse reads a JSON-RPC response (v2 or v1) from r and
 // returns its result. A v2 error {"code","message","data"} gives an *Error
 // whose Code is message and Params data; a v1 error array ["CODE", …]
-// gives the *Error it describes. out works as in DecodeResponse (typed
-// values are converted from the generic form by the same rules as
-// XML-RPC's typed decoding). Malformed input gives an error matching
-// ErrInvalidResponse.
+// gives the *Error it describes. out works as in DecodeResponse: typed
+// values are decoded straight from the stream with the conversions of
+// typed XML-RPC decoding (strings and integer numbers are untyped text,
+// other numbers <double>, true/false <boolean>, null <nil/>); interfaces
+// inside out get the generic form. Malformed input gives an error
+// matching ErrInvalidResponse.
 func DecodeJSONResponse(r io.Reader, out any) (any, error) {
-	v, err := decodeJSONResult(r)
-	if err != nil {
-		return nil, err
-	}
 	if out == nil {
-		return v, nil
+		return decodeJSONResult(r)
 	}
-	return nil, assignOut(out, v)
+	if p, ok := out.(*map[Ref]map[string]any); ok { // Client.GetAllRecords
+		v, err := decodeJSONResult(r)
+		if err != nil {
+			return nil, err
+		}
+		return nil, recordsMapOf(p, v)
+	}
+	target := reflect.ValueOf(out)
+	if target.Kind() != reflect.Pointer || target.IsNil() {
+		return nil, fmt.Errorf("xapi: DecodeJSONResponse needs a non-nil pointer, got %T", out)
+	}
+	return nil, decodeJSONInto(r, target.Elem())
 }
 
 // assignOut converts the generic value v into the non-nil pointer out.
@@ -583,4 +592,384 @@ func kindName(v any) string {
 		return "array"
 	}
 	return strings.TrimPrefix(fmt.Sprintf("%T", v), "*")
+}
+
+// decodeJSONInto decodes a JSON-RPC response's result straight into
+// target (typed decoding without the generic form in between), or returns
+// the *Error it carries. Scalars convert as in typed XML-RPC decoding
+// (intoOf): strings and integer numbers are untyped text, other numbers
+// are <double> text, true/false <boolean>, null <nil/>.
+func decodeJSONInto(r io.Reader, target reflect.Value) error {
+	d := newDecoder(r)
+	s := d.s
+	if err := d.jsonSpace(); err != nil {
+		return err
+	}
+	if s.pos == s.end || s.buf[s.pos] != '{' {
+		return s.errSyntax("JSON-RPC response is not an object")
+	}
+	s.pos++
+	var (
+		errv           any
+		hasResult, has bool
+	)
+	for first := true; ; first = false {
+		key, ok, err := d.jsonMember(first, true)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		switch key {
+		case "result":
+			err = d.jsonInto(target)
+			hasResult = true
+		case "error":
+			errv, err = d.jsonAny("error")
+			has = errv != nil
+		default:
+			_, err = d.jsonAny(key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := d.jsonSpace(); err != nil {
+		return err
+	}
+	if s.pos != s.end {
+		return s.errSyntax("data after the JSON-RPC response")
+	}
+	if has {
+		return jsonError(errv)
+	}
+	if !hasResult {
+		return s.errSyntax("JSON-RPC response has neither result nor error")
+	}
+	return nil
+}
+
+// jsonInto decodes the next value into v.
+func (d *decoder) jsonInto(v reflect.Value) error {
+	c, err := d.jsonPeek()
+	if err != nil {
+		return err
+	}
+	s := d.s
+	switch {
+	case c == '"':
+		b, err := d.jsonString()
+		if err != nil {
+			return err
+		}
+		return d.intoOf(v, kUntyped, b, false)
+	case c == '{':
+		s.pos++
+		return d.jsonObjectInto(v)
+	case c == '[':
+		s.pos++
+		return d.jsonArrayInto(v)
+	case c == '-' || c >= '0' && c <= '9':
+		b, integer, err := d.jsonNumber()
+		if err != nil {
+			return err
+		}
+		if integer {
+			return d.intoOf(v, kUntyped, b, false)
+		}
+		if v.Kind() == reflect.String {
+			txt, err := d.floatText(b)
+			if err != nil {
+				return err
+			}
+			v.SetString(txt)
+			return nil
+		}
+		return d.intoOf(v, kDouble, b, false)
+	case c == 't':
+		if err := d.jsonLiteral("true"); err != nil {
+			return err
+		}
+		return d.intoOf(v, kBool, []byte("true"), false)
+	case c == 'f':
+		if err := d.jsonLiteral("false"); err != nil {
+			return err
+		}
+		return d.intoOf(v, kBool, []byte("false"), false)
+	case c == 'n':
+		if err := d.jsonLiteral("null"); err != nil {
+			return err
+		}
+		return d.intoOf(v, kNil, nil, false)
+	}
+	return s.errSyntax("unexpected %q at the start of a value", c)
+}
+
+// jsonObjectInto decodes an object (after its '{') into v: a struct, a
+// map with string or int keys, a pointer to one, or an empty interface.
+func (d *decoder) jsonObjectInto(v reflect.Value) error {
+	t := v.Type()
+	switch t.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return d.jsonObjectInto(v.Elem())
+	case reflect.Interface:
+		if t.NumMethod() != 0 {
+			return d.typeError(kStruct, t)
+		}
+		m, err := d.jsonObject("")
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(m))
+		return nil
+	case reflect.Struct:
+		if t == timeType {
+			return d.typeError(kStruct, t)
+		}
+	case reflect.Map:
+		if kk := t.Key().Kind(); kk != reflect.String && !isIntKind(kk) {
+			return d.typeError(kStruct, t)
+		}
+	default:
+		return d.typeError(kStruct, t)
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer func() { d.depth-- }()
+	if t.Kind() == reflect.Struct {
+		v.SetZero()
+		fields := d.structInfo(t).fields
+		for first := true; ; first = false {
+			name, ok, err := d.jsonMember(first, true)
+			if err != nil || !ok {
+				return err
+			}
+			if i, known := fields[name]; known {
+				if err := d.jsonInto(v.Field(i)); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			} else if _, err := d.jsonAny(name); err != nil {
+				return err
+			}
+		}
+	}
+	switch p := addrOf(v).(type) {
+	case *map[string]any:
+		m, err := d.jsonObject("")
+		if err != nil {
+			return err
+		}
+		*p = m
+		return nil
+	case *map[string]string:
+		m := make(map[string]string)
+		for first := true; ; first = false {
+			name, ok, err := d.jsonMember(first, true)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				*p = m
+				return nil
+			}
+			s, err := d.jsonScalarString()
+			if err != nil {
+				return err
+			}
+			m[name] = s
+		}
+	}
+	m := reflect.MakeMap(t)
+	key := reflect.New(t.Key()).Elem()
+	for first := true; ; first = false {
+		name, ok, err := d.jsonMember(first, !isIntKind(t.Key().Kind()))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			v.Set(m)
+			return nil
+		}
+		if key.Kind() == reflect.String {
+			key.SetString(name)
+		} else {
+			n, err := strconv.ParseInt(strings.TrimSpace(name), 10, t.Key().Bits())
+			if err != nil {
+				return d.s.errSyntax("bad int map key %q", name)
+			}
+			key.SetInt(n)
+		}
+		elem := reflect.New(t.Elem()).Elem()
+		if err := d.jsonInto(elem); err != nil {
+			return err
+		}
+		m.SetMapIndex(key, elem)
+	}
+}
+
+// floatText formats a non-integer number for a string kind as the generic
+// form (float64, then strconv's shortest 'g') would give it.
+func (d *decoder) floatText(b []byte) (string, error) {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return "", d.s.errSyntax("number %s out of range", b)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64), nil
+}
+
+// jsonScalarString reads a scalar as a string kind receives it.
+func (d *decoder) jsonScalarString() (string, error) {
+	c, err := d.jsonPeek()
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case c == '"':
+		b, err := d.jsonString()
+		if err != nil {
+			return "", err
+		}
+		return d.str(b), nil
+	case c == '-' || c >= '0' && c <= '9':
+		b, integer, err := d.jsonNumber()
+		if err != nil {
+			return "", err
+		}
+		if integer {
+			return d.str(b), nil
+		}
+		return d.floatText(b)
+	case c == 't':
+		return "true", d.jsonLiteral("true")
+	case c == 'f':
+		return "false", d.jsonLiteral("false")
+	case c == 'n':
+		return "", d.jsonLiteral("null")
+	case c == '{':
+		return "", d.typeError(kStruct, reflect.TypeFor[string]())
+	}
+	return "", d.typeError(kArray, reflect.TypeFor[string]())
+}
+
+// jsonArrayInto decodes an array (after its '[') into v: a slice, a
+// pointer to one, or an empty interface.
+func (d *decoder) jsonArrayInto(v reflect.Value) error {
+	t := v.Type()
+	switch t.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return d.jsonArrayInto(v.Elem())
+	case reflect.Interface:
+		if t.NumMethod() != 0 {
+			return d.typeError(kArray, t)
+		}
+		a, err := d.jsonArray()
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(a))
+		return nil
+	case reflect.Slice:
+	default:
+		return d.typeError(kArray, t)
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer func() { d.depth-- }()
+	next := func(first bool) (bool, error) {
+		c, err := d.jsonPeek()
+		if err != nil {
+			return false, err
+		}
+		if c == ']' {
+			d.s.pos++
+			return false, nil
+		}
+		if !first {
+			if c != ',' {
+				return false, d.s.errSyntax("expected ',' or ']' in array, found %q", c)
+			}
+			d.s.pos++
+		}
+		return true, nil
+	}
+	switch p := addrOf(v).(type) {
+	case *[]string:
+		return jsonStringsInto(d, p, next)
+	case *[]Ref:
+		return jsonStringsInto(d, p, next)
+	}
+	out := reflect.MakeSlice(t, 0, 4)
+	for first := true; ; first = false {
+		more, err := next(first)
+		if err != nil {
+			return err
+		}
+		if !more {
+			v.Set(out)
+			return nil
+		}
+		out = reflect.Append(out, reflect.Zero(t.Elem()))
+		if err := d.jsonInto(out.Index(out.Len() - 1)); err != nil {
+			return err
+		}
+	}
+}
+
+func jsonStringsInto[T ~string](d *decoder, p *[]T, next func(bool) (bool, error)) error {
+	start := len(d.strstack)
+	defer func() { d.strstack = d.strstack[:start] }()
+	for first := true; ; first = false {
+		more, err := next(first)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		s, err := d.jsonScalarString()
+		if err != nil {
+			return err
+		}
+		d.strstack = append(d.strstack, s)
+	}
+	out := make([]T, len(d.strstack)-start)
+	for i, s := range d.strstack[start:] {
+		out[i] = T(s)
+	}
+	*p = out
+	return nil
+}
+
+// hasInterface reports whether values of t can hold an interface, whose
+// generic contents the Client must convert with the schema (so the
+// streaming typed decoding cannot be used).
+func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return hasInterface(t.Elem(), seen)
+	case reflect.Map:
+		return hasInterface(t.Key(), seen) || hasInterface(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if hasInterface(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -126,7 +127,7 @@ func TestDecodeJSONResponseTyped(t *testing.T) {
 // cannot change a value.
 func FuzzDecodeJSONResponse(f *testing.F) {
 	for _, s := range []string{jsonLogin, jsonFailure, jsonV1Fail, jsonV1OK, jsonVoid, jsonRecords,
-		`{"result":[0,-1.5e-3,"\ud83d\ude00",{"a":null}]}`} {
+		`{"result":[0,-1.5e-3,"\ud83d\ude00",{"a":null}]}`, `{"result":{"OpaqueRef:1":{"uuid":1.50e3,"tags":[1e1,true]}}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -135,8 +136,17 @@ func FuzzDecodeJSONResponse(f *testing.F) {
 		if (err == nil) != (err1 == nil) || err == nil && !equalDecoded(got, got1) {
 			t.Fatalf("chunking changed the result:\nwhole: %#v, %v\nbytes: %#v, %v", got, err, got1, err1)
 		}
-		var vms map[Ref]*VM
-		_, _ = DecodeJSONResponse(bytes.NewReader(in), &vms)
+		// streaming typed decoding agrees with the generic form converted
+		// by the assigner whenever both accept the input
+		var vms, vmsA map[Ref]*VM
+		_, errT := DecodeJSONResponse(bytes.NewReader(in), &vms)
+		errA := error(nil)
+		if err == nil {
+			errA = assignOut(&vmsA, got)
+		}
+		if err == nil && errT == nil && errA == nil && !reflect.DeepEqual(vms, vmsA) {
+			t.Fatalf("typed decoders differ:\nstream %#v\nassign %#v", vms, vmsA)
+		}
 		var batch EventBatch
 		_, _ = DecodeJSONResponse(bytes.NewReader(in), &batch)
 		var generic map[Ref]map[string]any
