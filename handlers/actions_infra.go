@@ -2,8 +2,10 @@ package handlers
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/xorest/xorest/xo/xapi"
 )
@@ -37,7 +39,69 @@ func hostPower(method string) func(context.Context, *actionCall) (any, error) {
 func srActions() []action {
 	return []action{
 		{name: "scan", summary: "Rescan the SR for disks (SR.scan)", run: void("SR.scan")},
+		{name: "reclaim_space", summary: "Release the SR's free space to the storage array (the trim plugin on the pool master; LVM-based SRs only)", run: srReclaimSpace},
 	}
+}
+
+// srReclaimSpace is XO's reclaimSpace: host.call_plugin(master, "trim",
+// "do_trim", {sr_uuid}) as a task. The plugin answers "True", or an XML
+// document with the error (trimError); like XO, that error is reported
+// with its errcode as the code (e.g. UnsupportedSRForTrim for an SR that is
+// not LVM-based) and its errmsg as the parameter.
+func srReclaimSpace(ctx context.Context, a *actionCall) (any, error) {
+	c := a.client
+	pool, err := xapi.GetRecord[xapi.Pool](ctx, c, xapi.Ref(idString(a.pool.Objects("pool")[0]["_xapiRef"])))
+	if err != nil {
+		return nil, fmt.Errorf("pool.get_record: %w", err)
+	}
+	uuid := idString(a.obj["uuid"])
+	v, err := c.CallAsyncWait(ctx, "host.call_plugin", pool.Master, "trim", "do_trim", map[string]string{"sr_uuid": uuid})
+	if err != nil {
+		return nil, fmt.Errorf("host.call_plugin trim do_trim %s: %w", uuid, err)
+	}
+	out := fmt.Sprint(v)
+	if strings.EqualFold(out, "true") {
+		return nil, nil
+	}
+	if te, ok := trimError(out); ok {
+		return nil, fmt.Errorf("trim %s: %w", uuid, te)
+	}
+	return nil, fmt.Errorf("trim %s: unexpected answer %q", uuid, out)
+}
+
+// trimError parses the error document of sm's trim_util.do_trim:
+//
+//	<?xml version="1.0" ?><trim_response><key_value_pair><key>errcode</key>
+//	<value>UnsupportedSRForTrim</value></key_value_pair><key_value_pair>
+//	<key>errmsg</key><value>Trim on [uuid] not supported</value>
+//	</key_value_pair></trim_response>
+//
+// into an *xapi.Error {errcode, [errmsg]}. It reports false for anything
+// else (no trim_response, no errcode).
+func trimError(doc string) (*xapi.Error, bool) {
+	var resp struct {
+		XMLName xml.Name `xml:"trim_response"`
+		Pairs   []struct {
+			Key   string `xml:"key"`
+			Value string `xml:"value"`
+		} `xml:"key_value_pair"`
+	}
+	if err := xml.Unmarshal([]byte(doc), &resp); err != nil {
+		return nil, false
+	}
+	var code, msg string
+	for _, p := range resp.Pairs {
+		switch strings.TrimSpace(p.Key) {
+		case "errcode":
+			code = strings.TrimSpace(p.Value)
+		case "errmsg":
+			msg = strings.TrimSpace(p.Value)
+		}
+	}
+	if code == "" {
+		return nil, false
+	}
+	return &xapi.Error{Code: code, Params: []string{msg}}, true
 }
 
 // vdiActions are the actions of VDIs.

@@ -45,7 +45,7 @@ func TestActionDiscovery(t *testing.T) {
 	}
 	var objs []map[string]any
 	sf.getJSON(t, BasePath+"/srs/_/actions?fields=id", &objs)
-	if len(objs) != 1 || objs[0]["id"] != "scan" || objs[0]["href"] != BasePath+"/srs/_/actions/scan" {
+	if len(objs) != 2 || objs[0]["id"] != "scan" || objs[0]["href"] != BasePath+"/srs/_/actions/scan" || objs[1]["id"] != "reclaim_space" {
 		t.Errorf("srs actions with fields: %v", objs)
 	}
 }
