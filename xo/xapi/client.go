@@ -21,7 +21,8 @@ import (
 type Options struct {
 	// URL of the pool master (or any pool member: HOST_IS_SLAVE is
 	// followed), "https://host" or "http://host:port". The path, if any, is
-	// where XML-RPC is posted ("/" by default; XAPI answers any POST path).
+	// where XML-RPC is posted ("/" by default; XAPI answers any POST path);
+	// JSON-RPC always goes to /jsonrpc.
 	URL string
 	// Username and Password are the XAPI credentials (e.g. root).
 	Username string
@@ -51,7 +52,7 @@ type Options struct {
 	// with CAFile, CAPEM or Fingerprints.
 	Insecure bool
 
-	// MaxConns bounds the concurrent XML-RPC connections to the host;
+	// MaxConns bounds the concurrent RPC connections to the host;
 	// calls beyond it wait for a free connection. Default 32. Long polls
 	// (event.from of watchers and task waits) use their own connections
 	// and are not counted.

@@ -1,7 +1,17 @@
 // Package xapi is a client for XAPI, the management API of XenServer and
-// XCP-ng pools: XML-RPC over HTTP(S), sessions, typed errors, typed
-// records, tasks and events. The wire details it follows are in
+// XCP-ng pools: JSON-RPC or XML-RPC over HTTP(S), sessions, typed errors,
+// typed records, tasks and events. The wire details it follows are in
 // reference/xapi.md (§1 protocol, §2 sessions, §4 events, §5 tasks).
+//
+// # Transports
+//
+// Options.Transport picks the protocol. The default, "auto", does what XO
+// does (xapi.md §1.7): it posts JSON-RPC 2.0 to /jsonrpc and switches to
+// XML-RPC, for the life of the Client, only when /jsonrpc answers 2xx with
+// a content type other than application/json; a 404 or 500 there is an
+// error (Client.Transport tells what was chosen). "json-rpc" and
+// "xml-rpc" force one. Everything below works the same over both; JSON
+// answers are about 2.6 times smaller and decode faster.
 //
 // # Client
 //
@@ -34,12 +44,24 @@
 // several times faster; kolo's reflection decoder also loses the members
 // that follow an empty value, which XAPI sends for every empty string.
 //
-// Decoded into `any`, values are: string for untyped values, <string> and
+// JSON-RPC responses are decoded by DecodeJSONResponse, a streaming
+// decoder sharing the XML decoder's interning and arena, differentially
+// fuzzed against encoding/json. Requests are EncodeJSONCall (ints as JSON
+// numbers).
+//
+// Generic values are the same Go values over both transports. Decoded
+// into `any`, values are: string for untyped values, <string> and
 // <base64> (not base64-decoded) — XAPI's ints, refs, enums and strings are
 // all untyped strings; int64 for <int>/<i4>/<i8>; float64; bool; time.Time
 // (UTC when the value has "Z" or no zone); nil for <nil/>;
 // map[string]any; []any. Untyped strings keep their whitespace (kolo trims
-// it) and empty values are "" (kolo gives nil). Typed decoding (CallInto,
+// it) and empty values are "" (kolo gives nil). Over JSON-RPC, integer
+// numbers become their decimal text (string), other numbers float64, and
+// the Client converts the fields the typed records declare as datetimes
+// or floats to time.Time and float64 in record, field and event results,
+// so that they match XML-RPC's <dateTime.iso8601> and <double>; outside
+// those results a JSON datetime stays a string and an integral float a
+// decimal string. Typed decoding (CallInto,
 // GetAllRecords[T], the record types) converts as the target asks: ints and
 // floats parse from strings, "" and <nil/> give zero values, refs are Ref.
 // A Ref that IsNull ("", "OpaqueRef:NULL", "Ref:…") names no object.

@@ -88,7 +88,7 @@ var (
 	ErrInternalError = &Error{Code: "INTERNAL_ERROR"}
 )
 
-// ErrUnreachable matches (errors.Is) every failure to get an XML-RPC answer
+// ErrUnreachable matches (errors.Is) every failure to get an XML-RPC or JSON-RPC answer
 // from the host: connection refused or reset, TLS failure, a non-2xx HTTP
 // status, a truncated or unparsable body. The REST layer maps it to 503.
 // Context cancellation and deadlines are reported as the context's error,
