@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -138,9 +139,21 @@ func (p passwordSource) resolve(ctx context.Context, awsCfg func(context.Context
 	return aws.ToString(out.Parameter.Value), nil
 }
 
+// lambdaWaitTimeout bounds ?wait requests on Lambda: under an API Gateway
+// (an HTTP API gives up after 30 s) they must answer before the gateway
+// does; a streaming Function URL may run 15 minutes, within which the
+// handlers' default fits.
+func lambdaWaitTimeout(mode deploy.Mode) time.Duration {
+	if mode == deploy.ModeStream {
+		return handlers.DefaultWaitTimeout
+	}
+	return 25 * time.Second
+}
+
 // newAPIHandler builds the /rest/v0 handler as serve does, for the pools
-// in opts (opts[0] checks Basic logins). The caller closes the pools.
-func newAPIHandler(log *slog.Logger, store auth.Store, opts []xapi.Options) (http.Handler, *xo.Pools, error) {
+// in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait
+// requests (0: the handlers' default). The caller closes the pools.
+func newAPIHandler(log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration) (http.Handler, *xo.Pools, error) {
 	pools, err := xo.New(xo.Config{XAPI: opts})
 	if err != nil {
 		return nil, nil, err
@@ -150,6 +163,7 @@ func newAPIHandler(log *slog.Logger, store auth.Store, opts []xapi.Options) (htt
 		Tokens:      store,
 		Pools:       pools,
 		VerifyBasic: verifyBasic(opts[0]),
+		WaitTimeout: waitTimeout,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -192,7 +206,7 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
 		}
 	}
-	h, _, err := newAPIHandler(log, store, opts)
+	h, _, err := newAPIHandler(log, store, opts, lambdaWaitTimeout(cfg.mode))
 	if err != nil {
 		return err
 	}

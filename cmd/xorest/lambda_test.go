@@ -78,6 +78,24 @@ func TestParseLambda(t *testing.T) {
 	}
 }
 
+func TestLambdaWaitTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		mode deploy.Mode
+		max  time.Duration
+	}{
+		{deploy.ModeAuto, 29 * time.Second}, // behind an HTTP API too
+		{deploy.ModeV1, 29 * time.Second},
+		{deploy.ModeV2, 29 * time.Second},
+		{deploy.ModeStream, 15 * time.Minute},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			if got := lambdaWaitTimeout(tc.mode); got <= 0 || got >= tc.max {
+				t.Fatalf("wait timeout %v, want in (0, %v)", got, tc.max)
+			}
+		})
+	}
+}
+
 // fakeAWS answers Secrets Manager GetSecretValue and SSM GetParameter
 // (JSON 1.1 protocol) from fixed maps.
 type fakeAWS struct {
