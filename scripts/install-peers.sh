@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: XenAPI.py (python3-os-xenapi), qemu-img (qemu-utils),
 # headless Chromium for the docs page test.
-APT_PKGS=(python3-os-xenapi qemu-utils python3-libvmdk chromium tar gzip zstd nbdkit libnbd-bin gnutls-bin)
+APT_PKGS=(python3-os-xenapi qemu-utils python3-libvmdk chromium tar gzip zstd zip nbdkit libnbd-bin gnutls-bin)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,8 +30,12 @@ if [ "$(cat .peers/.installed 2>/dev/null)" != "$want" ]; then
   echo "$want" > .peers/.installed
 fi
 
-# Go-installed peers, pinned, into .peers/bin: versitygw, a real S3 server.
-GO_PEERS=(github.com/versity/versitygw/cmd/versitygw@v1.8.0)
+# Go-installed peers, pinned, into .peers/bin: versitygw (a real S3 server)
+# and aws-lambda-rie (the Lambda runtime interface emulator).
+GO_PEERS=(
+  github.com/versity/versitygw/cmd/versitygw@v1.8.0
+  github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+)
 mkdir -p .peers/bin
 for mod in "${GO_PEERS[@]}"; do
   bin=$(basename "${mod%@*}")
