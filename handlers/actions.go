@@ -57,6 +57,9 @@ type action struct {
 	// created is the collection of the object whose {"id"} run returns,
 	// for the Location of a ?sync answer; "" otherwise.
 	created string
+	// check, if set, reports problems among valid parameters (conflicts,
+	// dependencies) as field errors, before anything runs.
+	check func(args map[string]any) []fieldError
 }
 
 // actionCall is one invocation of an action.
@@ -246,6 +249,9 @@ func (s *server) getAction(c actionCollection) HandlerFunc {
 func validateArgs(act action, pool *xo.Pool, body map[string]json.RawMessage) (map[string]any, map[string]xapi.Ref, error) {
 	var errs []fieldError
 	args, refs := validateMembers(act.params, pool, body, "", &errs)
+	if len(errs) == 0 && act.check != nil {
+		errs = act.check(args)
+	}
 	if len(errs) > 0 {
 		return nil, nil, invalidFields(errs)
 	}

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -194,4 +197,155 @@ func TestCreateVMValidation(t *testing.T) {
 	if got := len(sf.collectionIDs(t, "vms")); got != vmsBefore {
 		t.Errorf("%d VMs, %d before", got, vmsBefore)
 	}
+}
+
+func TestCreateVMCloudInit(t *testing.T) {
+	mdir, mtype := peerTool(t, "mdir", "mtools"), peerTool(t, "mtype", "mtools")
+	userData := "#cloud-config\nhostname: web\nusers:\n  - name: jérôme\n"
+	networkConfig := "version: 2\nethernets:\n  eth0:\n    dhcp4: true\n"
+	tests := []struct {
+		name, target, body string
+		network            bool
+	}{
+		{name: "instantiate with cloud_config and network_config", target: "vm-templates/{template0}/actions/instantiate",
+			body: `{"name_label": "web", "cloud_config": ` + jsonString(userData) + `, "network_config": ` + jsonString(networkConfig) + `}`, network: true},
+		{name: "create_vm with xo-server's cloudConfig", target: "pools/{pool}/actions/create_vm",
+			body: `{"template": "{default}", "name_label": "web", "boot": true, "cloudConfig": ` + jsonString(userData) + `}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+			r := strings.NewReplacer("{template0}", sf.idOf(t, "vm-templates", "template0"), "{pool}", sf.anyID(t, "pools"), "{default}", sf.defaultTemplate(t))
+			rec := sf.send(t, "POST", BasePath+"/"+r.Replace(tt.target)+"?sync", r.Replace(tt.body))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			var result map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &result); err != nil {
+				t.Fatal(err)
+			}
+			vmID := result["id"].(string)
+			var disks []map[string]any
+			sf.getJSON(t, BasePath+"/vms/"+vmID+"/vdis?fields=id,name_label,size,$SR", &disks)
+			var drive, other map[string]any
+			for _, d := range disks {
+				if d["name_label"] == configDriveName {
+					drive = d
+				} else if other == nil {
+					other = d
+				}
+			}
+			if drive == nil || other == nil {
+				t.Fatalf("disks %v: want the template's and the config drive", disks)
+			}
+			if drive["$SR"] != other["$SR"] {
+				t.Errorf("config drive on SR %v, the VM's first disk on %v", drive["$SR"], other["$SR"])
+			}
+			var vbds []map[string]any
+			sf.getJSON(t, BasePath+"/vbds?fields=VDI,is_cd_drive,read_only&filter="+url.QueryEscape("VDI:"+drive["id"].(string)), &vbds)
+			if len(vbds) != 1 || vbds[0]["is_cd_drive"] != false || vbds[0]["read_only"] != false {
+				t.Errorf("config drive VBDs %v: want one read-write disk", vbds)
+			}
+
+			img := make([]byte, int64(drive["size"].(float64)))
+			if _, err := sf.sims[0].ReadVDIAt(string(sf.ref(t, "VDI", drive["id"].(string))), img, 0); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "drive.img")
+			if err := os.WriteFile(path, img, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			files := map[string]string{"user-data": userData, "meta-data": "instance-id: " + vmID + "\n"}
+			if tt.network {
+				files["network-config"] = networkConfig
+			}
+			for name, want := range files {
+				if got := runPeer(t, mtype, "-i", path, "::"+name); got != want {
+					t.Errorf("%s: %q, want %q", name, got, want)
+				}
+			}
+			list := runPeer(t, mdir, "-i", path, "-b", "::")
+			if strings.Contains(list, "network-config") != tt.network {
+				t.Errorf("root directory:\n%s", list)
+			}
+			if label := runPeer(t, peerTool(t, "mlabel", "mtools"), "-s", "-i", path, "::"); !strings.Contains(label, "cidata") {
+				t.Errorf("label: %q", label)
+			}
+		})
+	}
+}
+
+func TestCreateVMCloudInitFailure(t *testing.T) {
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+	tpl := sf.idOf(t, "vm-templates", "template0")
+	vdisBefore := len(sf.collectionIDs(t, "vdis"))
+	t.Cleanup(sf.sims[0].InjectFault(xapisim.FaultRule{Method: "VBD.create", Fault: xapisim.NewFault("VM_BAD_POWER_STATE", "x", "halted", "running")}))
+	rec := sf.send(t, "POST", BasePath+"/vm-templates/"+tpl+"/actions/instantiate?sync", `{"name_label": "doomed", "cloud_config": "#cloud-config\n"}`)
+	// The config drive's VBD is the only VBD.create call of this request.
+	if rec.Code != http.StatusConflict {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if body := errorOf(t, rec); body.Data["code"] != "VM_BAD_POWER_STATE" {
+		t.Errorf("error %v", body)
+	}
+	var vms []string
+	sf.getJSON(t, BasePath+"/vms?filter="+url.QueryEscape("name_label:doomed"), &vms)
+	if len(vms) != 0 {
+		t.Errorf("half-created VMs remain: %v", vms)
+	}
+	if got := len(sf.collectionIDs(t, "vdis")); got != vdisBefore {
+		t.Errorf("%d VDIs, %d before: the config drive or the VM's disks remain", got, vdisBefore)
+	}
+}
+
+func TestCreateVMCloudInitValidation(t *testing.T) {
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+	tpl := sf.idOf(t, "vm-templates", "template0")
+	tests := []struct{ name, body, inError string }{
+		{"both spellings", `{"name_label": "x", "cloud_config": "a", "cloudConfig": "b"}`, "cloudConfig: conflicts with cloud_config"},
+		{"network without user-data", `{"name_label": "x", "network_config": "version: 2"}`, "network_config: needs cloud_config"},
+		{"not a string", `{"name_label": "x", "cloud_config": {"a": 1}}`, "cloud_config: must be a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := sf.send(t, "POST", BasePath+"/vm-templates/"+tpl+"/actions/instantiate?sync", tt.body)
+			if rec.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			if body := errorOf(t, rec); !strings.Contains(body.Error, tt.inError) {
+				t.Errorf("error %q does not contain %q", body.Error, tt.inError)
+			}
+		})
+	}
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// peerTool returns the path of a peer program, failing the test with the
+// Debian package to install when it is missing.
+func peerTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is needed to check config drives: apt-get install -y %s", name, pkg)
+	}
+	return p
+}
+
+// runPeer runs a peer program and returns its standard output, failing the
+// test on a non-zero exit.
+func runPeer(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	var stderr strings.Builder
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
 }

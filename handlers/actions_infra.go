@@ -50,9 +50,9 @@ func srActions() []action {
 // not LVM-based) and its errmsg as the parameter.
 func srReclaimSpace(ctx context.Context, a *actionCall) (any, error) {
 	c := a.client
-	pool, err := xapi.GetRecord[xapi.Pool](ctx, c, xapi.Ref(idString(a.pool.Objects("pool")[0]["_xapiRef"])))
+	pool, err := poolRecord(ctx, a)
 	if err != nil {
-		return nil, fmt.Errorf("pool.get_record: %w", err)
+		return nil, err
 	}
 	uuid := idString(a.obj["uuid"])
 	v, err := c.CallAsyncWait(ctx, "host.call_plugin", pool.Master, "trim", "do_trim", map[string]string{"sr_uuid": uuid})
