@@ -12,7 +12,8 @@ import (
 // the same generic values over both transports, the Client converts the
 // fields that the typed records declare as time.Time or float (also inside
 // maps and sets) in the results of get_all_records, get_all_records_where,
-// get_record, get_<field> and event.from/event.next snapshots. Values
+// get_record, get_<field> and event.from/event.next snapshots, and the
+// datetimes of host.get_servertime and host.get_server_localtime. Values
 // outside these results keep the generic JSON form: datetimes stay
 // strings, integral floats stay decimal strings.
 
@@ -127,6 +128,9 @@ func (s schema) result(method string, v any) any {
 			}
 		}
 		return v
+	}
+	if method == "host.get_servertime" || method == "host.get_server_localtime" {
+		return s.value(timeType, v) // datetime results that are no field
 	}
 	fields := s[strings.ToLower(class)]
 	if fields == nil {

@@ -194,6 +194,29 @@ func TestGenericValuesSameOverBothTransports(t *testing.T) {
 		}
 	})
 
+	t.Run("host.get_servertime", func(t *testing.T) {
+		hosts, err := x.GetAllRecords(ctx, "host")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ref := range hosts {
+			vj, err := j.Call(ctx, "host.get_servertime", ref)
+			if err != nil {
+				if errors.Is(err, xapi.ErrMessageMethodUnknown) {
+					return // not simulated
+				}
+				t.Fatal(err)
+			}
+			vx, err := x.Call(ctx, "host.get_servertime", ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := vj.(time.Time); !ok {
+				t.Fatalf("JSON %#v (%T), XML %#v (%T)", vj, vj, vx, vx)
+			}
+		}
+	})
+
 	t.Run("event.from snapshots", func(t *testing.T) {
 		bj, err := j.EventFrom(ctx, []string{"*"}, "", time.Second)
 		if err != nil {
