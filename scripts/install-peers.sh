@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: XenAPI.py (python3-os-xenapi), qemu-img (qemu-utils),
 # headless Chromium for the docs page test.
-APT_PKGS=(python3-os-xenapi qemu-utils python3-libvmdk chromium tar gzip zstd zip nbdkit libnbd-bin gnutls-bin)
+APT_PKGS=(python3-os-xenapi qemu-utils python3-libvmdk chromium tar gzip zstd zip nbdkit libnbd-bin gnutls-bin mtools dosfstools util-linux)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
