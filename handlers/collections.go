@@ -116,11 +116,7 @@ func (s *server) listCollection(c collection) HandlerFunc {
 		if q.Watch {
 			return s.watch(w, r, q, pools, c.kind, href)
 		}
-		objs, err := pools.Objects(r.Context(), c.kind)
-		if err != nil {
-			return err
-		}
-		return WriteCollection(w, r, q, slices.Values(objs), href)
+		return writeTables(w, r, q, pools, c.kind, BasePath+"/"+c.name)
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/xorest/xorest/xo"
+	"github.com/xorest/xorest/xo/filter"
 )
 
 // Content types of collection answers.
@@ -47,7 +50,9 @@ func idString(id any) string {
 type mapper struct {
 	fields *Fields
 	href   func(map[string]any) string
-	noURL  bool // only href, no url (single objects)
+	// rowHref, when set, replaces href for rows read from tables.
+	rowHref func(row) string
+	noURL   bool // only href, no url (single objects)
 }
 
 // links returns the link members items get: href, and url unless noURL.
@@ -58,9 +63,41 @@ func (m mapper) links() []string {
 	return []string{"href", "url"}
 }
 
+// row is an object of a collection answer, with columns to read its
+// top-level members from instead of the object: cols[j] holds one member
+// of every object of a table, and the object is the table's row i. cols
+// is nil for an object read alone.
+type row struct {
+	obj  map[string]any
+	cols []*filter.Column
+	i    int
+}
+
+// get returns the member name of the row's object, and whether it has it.
+func (r row) get(name string) (any, bool) {
+	for _, c := range r.cols {
+		if path := c.Path(); len(path) == 1 && path[0] == name {
+			return c.Value(r.i)
+		}
+	}
+	v, ok := r.obj[name]
+	return v, ok
+}
+
 // appendItem appends the item for obj.
 func (m mapper) appendItem(b []byte, obj map[string]any, pretty bool, depth int) []byte {
-	href := m.href(obj)
+	return m.appendRow(b, row{obj: obj}, pretty, depth)
+}
+
+// appendRow appends the item for the row's object.
+func (m mapper) appendRow(b []byte, rw row, pretty bool, depth int) []byte {
+	obj := rw.obj
+	var href string
+	if m.rowHref != nil {
+		href = m.rowHref(rw)
+	} else {
+		href = m.href(obj)
+	}
 	if m.fields == nil {
 		return appendString(b, href)
 	}
@@ -80,17 +117,17 @@ func (m mapper) appendItem(b []byte, obj map[string]any, pretty bool, depth int)
 		}, pretty, depth)
 	}
 	if m.fields.direct {
-		return m.appendDirect(b, obj, href, pretty, depth)
+		return m.appendDirect(b, rw, href, pretty, depth)
 	}
 	return appendPickNode(b, m.pickLinked(obj, href), pretty, depth)
 }
 
 // appendDirect appends the picked fields of obj, href and url, when picking
 // is copying members (Fields.direct): the fast path of plain field names.
-func (m mapper) appendDirect(b []byte, obj map[string]any, href string, pretty bool, depth int) []byte {
+func (m mapper) appendDirect(b []byte, rw row, href string, pretty bool, depth int) []byte {
 	b = append(b, '{')
 	for _, fl := range m.fields.list {
-		v, ok := obj[fl.raw]
+		v, ok := rw.get(fl.raw)
 		if !ok {
 			continue
 		}
@@ -105,7 +142,12 @@ func (m mapper) appendDirect(b []byte, obj map[string]any, href string, pretty b
 		}
 		b = appendNewline(b, pretty, depth+1)
 		b = appendString(b, k)
-		b = appendValueAfterKey(b, href, pretty, depth)
+		if pretty {
+			b = append(b, ':', ' ')
+		} else {
+			b = append(b, ':')
+		}
+		b = appendString(b, href)
 	}
 	b = appendNewline(b, pretty, depth)
 	return append(b, '}')
@@ -141,8 +183,66 @@ func (m mapper) pickLinked(obj map[string]any, href string) *pickNode {
 // sent, errors can no longer change the status; they are returned for the
 // log. It stops early, returning the context's error, when the client leaves.
 func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter.Seq[map[string]any], href func(map[string]any) string) error {
+	rows := func(yield func(row) bool) {
+		for obj := range items {
+			if !yield(row{obj: obj}) {
+				return
+			}
+		}
+	}
+	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href})
+}
+
+// writeTables answers a collection read from xo tables (see
+// Pools.Tables) as WriteCollection does, with the filter plan's
+// properties, the id (for href, base + "/" + id) and, when they are few,
+// the picked fields read from the tables' columns.
+func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pools, kind, base string) error {
+	var plan *filter.Plan
+	var paths []filter.Path
+	if q.Filter != nil {
+		plan = filter.NewPlan(q.Filter)
+		paths = append(paths, plan.Paths()...)
+	}
+	nplan := len(paths)
+	paths = append(paths, filter.Path{"id"})
+	if f := q.Fields; f != nil && f.direct && !f.All && len(f.list) <= maxFieldColumns {
+		for _, fl := range f.list {
+			paths = append(paths, filter.Path{fl.raw})
+		}
+	}
+	tables, err := pools.Tables(r.Context(), kind, paths)
+	if err != nil {
+		return err
+	}
+	rows := func(yield func(row) bool) {
+		for _, t := range tables {
+			for i, obj := range t.Objects {
+				if plan != nil && !plan.MatchRow(t.Columns[:nplan], i, obj) {
+					continue
+				}
+				if !yield(row{obj: obj, cols: t.Columns[nplan:], i: i}) {
+					return
+				}
+			}
+		}
+	}
+	base = strings.TrimRight(base, "/") + "/"
+	q.Filter = nil // applied by rows
+	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: HrefIn(base), rowHref: func(rw row) string {
+		id, _ := rw.get("id")
+		return base + idString(id)
+	}})
+}
+
+// maxFieldColumns is the most picked fields writeTables reads from
+// columns: a column costs a read of every object of the kind when it is
+// built, so it only pays for a few fields.
+const maxFieldColumns = 4
+
+// writeRows is WriteCollection over rows, with m mapping them.
+func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[row], m mapper) error {
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, flushBytes+4096)}
-	m := mapper{fields: q.Fields, href: href}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	var md *markdownTable
@@ -158,25 +258,25 @@ func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter
 	}
 	ctx := r.Context()
 	n := 0
-	for obj := range items {
+	for rw := range rows {
 		if q.Limit >= 0 && n >= q.Limit {
 			break
 		}
-		if q.Filter != nil && !q.Filter.Match(obj) {
+		if q.Filter != nil && !q.Filter.Match(rw.obj) {
 			continue
 		}
 		switch {
 		case q.NDJSON:
-			sw.buf = m.appendItem(sw.buf, obj, false, 0)
+			sw.buf = m.appendRow(sw.buf, rw, false, 0)
 			sw.buf = append(sw.buf, '\n')
 		case md != nil:
-			sw.buf = md.appendRow(sw.buf, m, obj)
+			sw.buf = md.appendRow(sw.buf, m, rw.obj)
 		default:
 			if n > 0 {
 				sw.buf = append(sw.buf, ',')
 			}
 			sw.buf = append(sw.buf, '\n', ' ', ' ')
-			sw.buf = m.appendItem(sw.buf, obj, true, 1)
+			sw.buf = m.appendRow(sw.buf, rw, true, 1)
 		}
 		n++
 		if len(sw.buf) >= flushBytes {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xorest/xorest/xo/filter"
 	"github.com/xorest/xorest/xo/xapi"
 )
 
@@ -75,7 +76,7 @@ type Pool struct {
 	byID      map[string]*entry
 	byRef     map[xapi.Ref]*entry
 	byKind    map[string]map[string]*entry
-	sorted    map[string][]Object // per kind, by id; nil when stale
+	sorted    map[string]*table // per kind; absent when stale
 	deps      map[depKey]map[xapi.Ref]struct{}
 	depFields map[xapi.Ref]map[string]int // target → read field → edges
 	fwd       map[xapi.Ref][]depKey       // dependent → what it read
@@ -322,7 +323,7 @@ func (p *Pool) load(ctx context.Context) error {
 	p.byID = make(map[string]*entry, len(built))
 	p.byRef = make(map[xapi.Ref]*entry, len(built))
 	p.byKind = make(map[string]map[string]*entry)
-	p.sorted = make(map[string][]Object)
+	p.sorted = make(map[string]*table)
 	p.deps = make(map[depKey]map[xapi.Ref]struct{})
 	p.depFields = make(map[xapi.Ref]map[string]int)
 	p.fwd = make(map[xapi.Ref][]depKey, len(built))
@@ -618,16 +619,33 @@ func (p *Pool) recompute(r xapi.Ref, m *memo, changes []Change) []Change {
 // "host", "alarm", "task", …; see Kinds), sorted by id. It does no I/O:
 // call Fresh first. The slice is shared: do not modify it.
 func (p *Pool) Objects(kind string) []Object {
+	return p.table(kind).objs
+}
+
+// Table returns what Objects(kind) returns, together with the columns of
+// the property paths of those objects (see filter.Column): cols[j] holds
+// paths[j], aligned with objs. Columns are built on first
+// use and kept until an object of the kind changes, so that filters over
+// large collections read a few compact columns rather than probe every
+// object. It does no I/O: call Fresh first. Both are shared: do not
+// modify them.
+func (p *Pool) Table(kind string, paths []filter.Path) (objs []Object, cols []*filter.Column) {
+	t := p.table(kind)
+	return t.objs, t.columns(paths)
+}
+
+// table returns the current table of a kind, building it if needed.
+func (p *Pool) table(kind string) *table {
 	p.mu.RLock()
-	s, ok := p.sorted[kind]
+	t, ok := p.sorted[kind]
 	p.mu.RUnlock()
 	if ok {
-		return s
+		return t
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if s, ok := p.sorted[kind]; ok {
-		return s
+	if t, ok := p.sorted[kind]; ok {
+		return t
 	}
 	es := p.byKind[kind]
 	ids := make([]string, 0, len(es))
@@ -635,14 +653,15 @@ func (p *Pool) Objects(kind string) []Object {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	s = make([]Object, len(ids))
+	s := make([]Object, len(ids))
 	for i, id := range ids {
 		s[i] = es[id].obj
 	}
+	t = &table{objs: s}
 	if p.sorted != nil {
-		p.sorted[kind] = s
+		p.sorted[kind] = t
 	}
-	return s
+	return t
 }
 
 // Object returns the cached object of that kind with that id. The id may

@@ -1,0 +1,65 @@
+package handlers
+
+import (
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/xorest/xorest/xo/xapisim"
+)
+
+// TestListFromTables checks that collections read from the pools' columns
+// (writeTables) answer byte for byte what WriteCollection answers from the
+// objects themselves, over two pools.
+func TestListFromTables(t *testing.T) {
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default(), {VMs: 9, PoolName: "other"}})
+	tests := []struct{ name, collection, kind, query string }{
+		{"URLs", "vms", "VM", ""},
+		{"filter only", "vms", "VM", "filter=power_state:Running"},
+		{"fields and filter", "vms", "VM", "fields=name_label,power_state&filter=" + url.QueryEscape("power_state:Running name_label:/^vm[0-4]/")},
+		{"bench filter", "vms", "VM", "fields=name_label,power_state&filter=" + url.QueryEscape("power_state:Running !name_label:/^vm1/ CPUs:number:>=1")},
+		{"missing and null", "vms", "VM", "fields=name_label,nope,startTime,id&filter=" + url.QueryEscape("!nope:x |(startTime:>0 !startTime?)")},
+		{"chains", "vms", "VM", "fields=uuid&filter=" + url.QueryEscape("memory:size:>1 $VBDs:length:>=1 other:nope:x|(CPUs:max:2 tags:length:0)")},
+		{"chain of missing", "vms", "VM", "filter=" + url.QueryEscape("!nope:deeper:x")},
+		{"bare words", "vms", "VM", "fields=name_label&filter=" + url.QueryEscape("vm3 |(Halted power_state:Paused)")},
+		{"href and url picked", "vms", "VM", "fields=href,url,name_label&filter=power_state:Halted"},
+		{"many fields", "vms", "VM", "fields=name_label,power_state,uuid,type,id,tags&filter=power_state:Halted"},
+		{"nested fields", "vms", "VM", "fields=name_label,CPUs.number&filter=power_state:Running"},
+		{"all fields", "vms", "VM", "fields=*&filter=name_label:vm2"},
+		{"ndjson", "vms", "VM", "ndjson&fields=name_label,power_state&filter=power_state:Running"},
+		{"markdown", "vms", "VM", "markdown&fields=name_label,power_state&filter=power_state:Running"},
+		{"limit", "vms", "VM", "limit=2&fields=name_label&filter=power_state:Running"},
+		{"no match", "vms", "VM", "fields=name_label&filter=power_state:Nowhere"},
+		{"hosts", "hosts", "host", "fields=name_label,enabled&filter=enabled?"},
+	}
+	params := []string{"fields", "filter", "limit", "ndjson", "markdown"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := BasePath + "/" + tt.collection + "?" + tt.query
+			got := sf.get(t, target)
+			if got.Code != 200 {
+				t.Fatalf("%d %s", got.Code, got.Body)
+			}
+			req := httptest.NewRequest("GET", target, nil)
+			q, err := ParseQuery(req.URL.Query(), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := sf.pools.Objects(t.Context(), tt.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := httptest.NewRecorder()
+			if err := WriteCollection(want, req, q, slices.Values(objs), HrefIn(BasePath+"/"+tt.collection)); err != nil {
+				t.Fatal(err)
+			}
+			if got.Body.String() != want.Body.String() {
+				t.Errorf("GET %s:\n%s\nWriteCollection:\n%s", target, got.Body, want.Body)
+			}
+			if got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+				t.Errorf("Content-Type %q, want %q", got.Header().Get("Content-Type"), want.Header().Get("Content-Type"))
+			}
+		})
+	}
+}

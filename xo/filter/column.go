@@ -1,0 +1,267 @@
+package filter
+
+import (
+	"slices"
+	"strings"
+)
+
+// Path is a chain of property names, as in the filter CPUs:number:>2,
+// whose path is {"CPUs", "number"}.
+type Path []string
+
+// String formats the path as the filter language writes it (names joined
+// by ":", quoted when needed), which tells any two paths apart.
+func (p Path) String() string {
+	var b strings.Builder
+	for i, name := range p {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		formatString(&b, name)
+	}
+	return b.String()
+}
+
+// Column holds the value at one property path of every object of a
+// sequence, as nested Property terms read it: a missing property is kept
+// distinct from a null one, and a path that runs into null or a missing
+// property on the way is marked so. A filter prepared with NewPlan reads
+// properties from columns instead of probing each object, which touches
+// far less memory when the objects are large maps. A Column is read-only
+// once built and safe for concurrent use.
+type Column struct {
+	path Path
+	vals []any // the value, undefined{} when missing, absent{} when unreachable
+}
+
+// absent marks a path that cannot be followed to its end: a Property on
+// the way met null or undefined, so it fails whatever its child.
+type absent struct{}
+
+// NewColumn reads the value at path (at least one name) of every object.
+// String values are copied into memory of the column's own, and repeated
+// strings are shared, so that scanning the column stays in few cache
+// lines.
+func NewColumn(path Path, objects []map[string]any) *Column {
+	c := &Column{path: slices.Clone(path), vals: make([]any, len(objects))}
+	distinct := make(map[string]int32) // string value → index in strs
+	var strs []string
+	which := make([]int32, len(objects)) // index in strs of a string value, else -1
+	size := 0
+	for i, o := range objects {
+		which[i] = -1
+		v := valueAt(o, path)
+		switch x := v.(type) {
+		case float64:
+			c.vals[i] = x // boxed anew, next to the previous ones
+		case string:
+			j, found := distinct[x]
+			if !found {
+				j = int32(len(strs))
+				distinct[x] = j
+				strs = append(strs, x)
+				size += len(x)
+			}
+			which[i] = j
+		default:
+			c.vals[i] = v
+		}
+	}
+	if len(strs) == 0 {
+		return c
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, s := range strs {
+		b.WriteString(s)
+	}
+	all, at := b.String(), 0
+	boxed := make([]any, len(strs))
+	for j, s := range strs {
+		boxed[j] = all[at : at+len(s)]
+		at += len(s)
+	}
+	for i, j := range which {
+		if j >= 0 {
+			c.vals[i] = boxed[j]
+		}
+	}
+	return c
+}
+
+// valueAt follows path from obj as nested Property terms do.
+func valueAt(obj map[string]any, path Path) any {
+	v, ok := obj[path[0]]
+	if !ok {
+		v = undefined{}
+	}
+	for _, name := range path[1:] {
+		if v, ok = getProperty(v, name); !ok {
+			return absent{}
+		}
+	}
+	return v
+}
+
+// Path returns the path the column holds.
+func (c *Column) Path() Path { return c.path }
+
+// Len returns the number of objects the column was built from.
+func (c *Column) Len() int { return len(c.vals) }
+
+// Value returns the value at the column's path of object i, and whether
+// the object has one (false when a property on the way is missing or
+// null, or the last one is missing).
+func (c *Column) Value(i int) (v any, ok bool) {
+	switch v := c.vals[i].(type) {
+	case undefined, absent:
+		return nil, false
+	default:
+		return v, true
+	}
+}
+
+// Plan is a filter prepared to match the objects of a table: objects
+// (decoded JSON maps) together with columns of some of their property
+// paths. The properties the filter reads from the objects themselves —
+// Property and TruthyProperty terms at the top, or under And, Or and Not —
+// are read from the columns, following chains of Property terms
+// (CPUs:number:>2 reads the column of CPUs:number); every other term
+// matches the object itself. A Plan matches exactly what its filter
+// matches. It is safe for concurrent use.
+type Plan struct {
+	root  step
+	paths []Path
+}
+
+// step is one node of a Plan, matching row i of a table.
+type step interface {
+	match(cols []*Column, i int, obj any) bool
+}
+
+// NewPlan prepares n for MatchRow.
+func NewPlan(n Node) *Plan {
+	p := &Plan{}
+	p.root = p.bind(n)
+	return p
+}
+
+// Paths returns the paths of the columns MatchRow reads, in the order it
+// wants them.
+func (p *Plan) Paths() []Path { return p.paths }
+
+// MatchRow reports whether the filter matches obj, the object at index i
+// of a table whose columns are cols: cols[j] holds Paths()[j] over the
+// table's objects. It panics if cols does not fit.
+func (p *Plan) MatchRow(cols []*Column, i int, obj map[string]any) bool {
+	return p.root.match(cols, i, obj)
+}
+
+// column returns the index of the column for path, adding it if needed.
+func (p *Plan) column(path Path) int {
+	for j, q := range p.paths {
+		if slices.Equal(q, path) {
+			return j
+		}
+	}
+	p.paths = append(p.paths, path)
+	return len(p.paths) - 1
+}
+
+// bind turns a node matched against whole objects into a step.
+func (p *Plan) bind(n Node) step {
+	switch n := n.(type) {
+	case *And:
+		s := andStep(make([]step, len(n.Children)))
+		for i, c := range n.Children {
+			s[i] = p.bind(c)
+		}
+		return s
+	case *Or:
+		s := orStep(make([]step, len(n.Children)))
+		for i, c := range n.Children {
+			s[i] = p.bind(c)
+		}
+		return s
+	case *Not:
+		return notStep{p.bind(n.Child)}
+	case *Property:
+		// Follow the chain name:name:…:child down to its last property.
+		path := Path{n.Name}
+		child := n.Child
+		for {
+			c, isProperty := child.(*Property)
+			if !isProperty {
+				break
+			}
+			path = append(path, c.Name)
+			child = c.Child
+		}
+		if t, isTruthy := child.(*TruthyProperty); isTruthy {
+			return truthyStep{col: p.column(append(path, t.Name))}
+		}
+		return propertyStep{col: p.column(path), child: child}
+	case *TruthyProperty:
+		return truthyStep{col: p.column(Path{n.Name})}
+	}
+	return nodeStep{n}
+}
+
+type andStep []step
+
+func (s andStep) match(cols []*Column, i int, obj any) bool {
+	for _, c := range s {
+		if !c.match(cols, i, obj) {
+			return false
+		}
+	}
+	return true
+}
+
+type orStep []step
+
+func (s orStep) match(cols []*Column, i int, obj any) bool {
+	for _, c := range s {
+		if c.match(cols, i, obj) {
+			return true
+		}
+	}
+	return false
+}
+
+type notStep struct{ child step }
+
+func (s notStep) match(cols []*Column, i int, obj any) bool { return !s.child.match(cols, i, obj) }
+
+// propertyStep is a chain of Property terms with the value at its path
+// read from a column (the objects are maps, so the outer "value != null"
+// guard always passes; the inner ones failed if the value is absent).
+type propertyStep struct {
+	col   int
+	child Node
+}
+
+func (s propertyStep) match(cols []*Column, i int, _ any) bool {
+	v := cols[s.col].vals[i]
+	if _, unreachable := v.(absent); unreachable {
+		return false
+	}
+	return s.child.Match(v)
+}
+
+// truthyStep is a chain of Property terms ending with a TruthyProperty,
+// with the value read from a column.
+type truthyStep struct{ col int }
+
+func (s truthyStep) match(cols []*Column, i int, _ any) bool {
+	v := cols[s.col].vals[i]
+	if _, unreachable := v.(absent); unreachable {
+		return false
+	}
+	return truthy(v)
+}
+
+// nodeStep matches the whole object.
+type nodeStep struct{ n Node }
+
+func (s nodeStep) match(_ []*Column, _ int, obj any) bool { return s.n.Match(obj) }
