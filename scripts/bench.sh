@@ -66,10 +66,11 @@ wait_http "$xapi/"
 if [[ $only == *" xapi "* ]]; then
   echo "== XAPI client: VM.get_all_records of a 10,000-VM pool (xapisim --vms 10000), $calls calls each"
   {
-    "$work/getall" -url "$xapi" -user root -password bench -n "$calls"
-    "$work/getall" -url "$xapi" -user root -password bench -n "$calls" -typed
-    node "$nodedir/getall_node.mjs" "$xapi" root bench "$calls" xml-rpc
+    "$work/getall" -url "$xapi" -user root -password bench -n "$calls" -transport json-rpc
+    "$work/getall" -url "$xapi" -user root -password bench -n "$calls" -transport json-rpc -typed
+    "$work/getall" -url "$xapi" -user root -password bench -n "$calls" -transport xml-rpc
     node "$nodedir/getall_node.mjs" "$xapi" root bench "$calls" json-rpc
+    node "$nodedir/getall_node.mjs" "$xapi" root bench "$calls" xml-rpc
   } >"$work/getall.jsonl"
   report getall "$work/getall.jsonl"
 fi
