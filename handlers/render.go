@@ -63,6 +63,14 @@ func (m mapper) links() []string {
 	return []string{"href", "url"}
 }
 
+// appendKeySeparator appends what follows a member's key.
+func appendKeySeparator(b []byte, pretty bool) []byte {
+	if pretty {
+		return append(b, ':', ' ')
+	}
+	return append(b, ':')
+}
+
 // row is an object of a collection answer, with columns to read its
 // top-level members from instead of the object: cols[j] holds one member
 // of every object of a table, and the object is the table's row i. cols
@@ -73,15 +81,32 @@ type row struct {
 	i    int
 }
 
-// get returns the member name of the row's object, and whether it has it.
-func (r row) get(name string) (any, bool) {
+// column returns the column holding the member name, or nil.
+func (r row) column(name string) *filter.Column {
 	for _, c := range r.cols {
 		if path := c.Path(); len(path) == 1 && path[0] == name {
-			return c.Value(r.i)
+			return c
 		}
+	}
+	return nil
+}
+
+// get returns the member name of the row's object, and whether it has it.
+func (r row) get(name string) (any, bool) {
+	if c := r.column(name); c != nil {
+		return c.Value(r.i)
 	}
 	v, ok := r.obj[name]
 	return v, ok
+}
+
+// columnString returns the member name of the row's object if a column
+// holds it and it is a string, without allocating.
+func (r row) columnString(name string) (string, bool) {
+	if c := r.column(name); c != nil {
+		return c.String(r.i)
+	}
+	return "", false
 }
 
 // appendItem appends the item for obj.
@@ -127,6 +152,14 @@ func (m mapper) appendRow(b []byte, rw row, pretty bool, depth int) []byte {
 func (m mapper) appendDirect(b []byte, rw row, href string, pretty bool, depth int) []byte {
 	b = append(b, '{')
 	for _, fl := range m.fields.list {
+		if s, ok := rw.columnString(fl.raw); ok {
+			b = appendNewline(b, pretty, depth+1)
+			b = appendString(b, fl.raw)
+			b = appendKeySeparator(b, pretty)
+			b = appendString(b, s)
+			b = append(b, ',')
+			continue
+		}
 		v, ok := rw.get(fl.raw)
 		if !ok {
 			continue
@@ -142,11 +175,7 @@ func (m mapper) appendDirect(b []byte, rw row, href string, pretty bool, depth i
 		}
 		b = appendNewline(b, pretty, depth+1)
 		b = appendString(b, k)
-		if pretty {
-			b = append(b, ':', ' ')
-		} else {
-			b = append(b, ':')
-		}
+		b = appendKeySeparator(b, pretty)
 		b = appendString(b, href)
 	}
 	b = appendNewline(b, pretty, depth)
@@ -230,6 +259,9 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 	base = strings.TrimRight(base, "/") + "/"
 	q.Filter = nil // applied by rows
 	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: HrefIn(base), rowHref: func(rw row) string {
+		if id, ok := rw.columnString("id"); ok {
+			return base + id
+		}
 		id, _ := rw.get("id")
 		return base + idString(id)
 	}})

@@ -31,59 +31,44 @@ func (p Path) String() string {
 // once built and safe for concurrent use.
 type Column struct {
 	path Path
-	vals []any // the value, undefined{} when missing, absent{} when unreachable
+	// vals holds the values: undefined{} when missing, absent{} when
+	// unreachable, inString{} when the value is strs[i].
+	vals []any
+	strs []string // string values, all in one block of memory
 }
 
 // absent marks a path that cannot be followed to its end: a Property on
 // the way met null or undefined, so it fails whatever its child.
 type absent struct{}
 
+// inString marks a string value, held in Column.strs.
+type inString struct{}
+
 // NewColumn reads the value at path (at least one name) of every object.
-// String values are copied into memory of the column's own, and repeated
-// strings are shared, so that scanning the column stays in few cache
-// lines.
+// String values are copied into one block of memory, so that scanning the
+// column touches few cache lines; building it allocates a few blocks, not
+// one per object.
 func NewColumn(path Path, objects []map[string]any) *Column {
 	c := &Column{path: slices.Clone(path), vals: make([]any, len(objects))}
-	distinct := make(map[string]int32) // string value → index in strs
-	var strs []string
-	which := make([]int32, len(objects)) // index in strs of a string value, else -1
-	size := 0
-	for i, o := range objects {
-		which[i] = -1
-		v := valueAt(o, path)
-		switch x := v.(type) {
-		case float64:
-			c.vals[i] = x // boxed anew, next to the previous ones
-		case string:
-			j, found := distinct[x]
-			if !found {
-				j = int32(len(strs))
-				distinct[x] = j
-				strs = append(strs, x)
-				size += len(x)
-			}
-			which[i] = j
-		default:
-			c.vals[i] = v
-		}
-	}
-	if len(strs) == 0 {
-		return c
-	}
 	var b strings.Builder
-	b.Grow(size)
-	for _, s := range strs {
-		b.WriteString(s)
+	for i, o := range objects {
+		v := valueAt(o, path)
+		if s, isString := v.(string); isString {
+			if c.strs == nil {
+				c.strs = make([]string, len(objects))
+			}
+			c.strs[i] = s // replaced by its copy below
+			c.vals[i] = inString{}
+			b.WriteString(s)
+			continue
+		}
+		c.vals[i] = v
 	}
 	all, at := b.String(), 0
-	boxed := make([]any, len(strs))
-	for j, s := range strs {
-		boxed[j] = all[at : at+len(s)]
-		at += len(s)
-	}
-	for i, j := range which {
-		if j >= 0 {
-			c.vals[i] = boxed[j]
+	for i, s := range c.strs {
+		if c.vals[i] == (inString{}) {
+			c.strs[i] = all[at : at+len(s)]
+			at += len(s)
 		}
 	}
 	return c
@@ -116,9 +101,20 @@ func (c *Column) Value(i int) (v any, ok bool) {
 	switch v := c.vals[i].(type) {
 	case undefined, absent:
 		return nil, false
+	case inString:
+		return c.strs[i], true
 	default:
 		return v, true
 	}
+}
+
+// String returns the value of object i if it is a string, without
+// allocating.
+func (c *Column) String(i int) (s string, ok bool) {
+	if c.vals[i] == (inString{}) {
+		return c.strs[i], true
+	}
+	return "", false
 }
 
 // Plan is a filter prepared to match the objects of a table: objects
@@ -242,11 +238,15 @@ type propertyStep struct {
 }
 
 func (s propertyStep) match(cols []*Column, i int, _ any) bool {
-	v := cols[s.col].vals[i]
-	if _, unreachable := v.(absent); unreachable {
+	c := cols[s.col]
+	switch v := c.vals[i].(type) {
+	case inString:
+		return matchString(s.child, c.strs[i])
+	case absent:
 		return false
+	default:
+		return s.child.Match(v)
 	}
-	return s.child.Match(v)
 }
 
 // truthyStep is a chain of Property terms ending with a TruthyProperty,
@@ -254,14 +254,40 @@ func (s propertyStep) match(cols []*Column, i int, _ any) bool {
 type truthyStep struct{ col int }
 
 func (s truthyStep) match(cols []*Column, i int, _ any) bool {
-	v := cols[s.col].vals[i]
-	if _, unreachable := v.(absent); unreachable {
+	c := cols[s.col]
+	switch v := c.vals[i].(type) {
+	case inString:
+		return c.strs[i] != ""
+	case absent:
 		return false
+	default:
+		return truthy(v)
 	}
-	return truthy(v)
 }
 
 // nodeStep matches the whole object.
 type nodeStep struct{ n Node }
 
 func (s nodeStep) match(_ []*Column, _ int, obj any) bool { return s.n.Match(obj) }
+
+// matchString is n.Match(s) without boxing s for the nodes that match
+// strings themselves.
+func matchString(n Node, s string) bool {
+	switch n := n.(type) {
+	case *StringNode:
+		return n.needle.in(s)
+	case *NumberOrString:
+		return n.needle.in(s) // a string is never a number here
+	case *Glob:
+		return n.glob.match(s)
+	case *RegExp:
+		return n.matchString(s)
+	case *Comparison:
+		return n.compare(jsStringToNumber(s))
+	case *Not:
+		return !matchString(n.Child, s)
+	case *Null:
+		return true
+	}
+	return n.Match(s)
+}

@@ -329,12 +329,17 @@ func (n *RegExp) Regexp() *regexp.Regexp { return n.re }
 // Match reports whether v matches the expression (see RegExp).
 func (n *RegExp) Match(v any) bool {
 	if s, ok := v.(string); ok {
-		if n.isLiteral {
-			return n.literal.match(s)
-		}
-		return n.re.MatchString(jsUnits(s))
+		return n.matchString(s)
 	}
 	return some(n, v)
+}
+
+// matchString is Match for a string.
+func (n *RegExp) matchString(s string) bool {
+	if n.isLiteral {
+		return n.literal.match(s)
+	}
+	return n.re.MatchString(jsUnits(s))
 }
 
 // String formats the expression as /source/flags.
@@ -375,8 +380,10 @@ func (n *Comparison) Op() string { return n.op }
 func (n *Comparison) Value() float64 { return n.value }
 
 // Match reports whether "v op value" is true in JavaScript.
-func (n *Comparison) Match(v any) bool {
-	f := toNumber(v)
+func (n *Comparison) Match(v any) bool { return n.compare(toNumber(v)) }
+
+// compare reports whether "f op value" is true.
+func (n *Comparison) compare(f float64) bool {
 	switch n.op {
 	case ">":
 		return f > n.value
