@@ -50,8 +50,11 @@ func idString(id any) string {
 type mapper struct {
 	fields *Fields
 	href   func(map[string]any) string
-	// rowHref, when set, replaces href for rows read from tables.
-	rowHref func(row) string
+	// hrefBase, when set, replaces href for rows read from tables: the
+	// URL is hrefBase + the id. It must need no JSON escaping.
+	hrefBase string
+	// scratch is reused to encode hrefs (nil: allocate).
+	scratch *[]byte
 	noURL   bool // only href, no url (single objects)
 }
 
@@ -116,16 +119,14 @@ func (m mapper) appendItem(b []byte, obj map[string]any, pretty bool, depth int)
 
 // appendRow appends the item for the row's object.
 func (m mapper) appendRow(b []byte, rw row, pretty bool, depth int) []byte {
-	obj := rw.obj
-	var href string
-	if m.rowHref != nil {
-		href = m.rowHref(rw)
-	} else {
-		href = m.href(obj)
-	}
 	if m.fields == nil {
-		return appendString(b, href)
+		return append(b, m.hrefJSON(rw)...)
 	}
+	if !m.fields.All && m.fields.direct {
+		return m.appendDirect(b, rw, m.hrefJSON(rw), pretty, depth)
+	}
+	obj := rw.obj
+	href := m.hrefOf(rw)
 	if m.fields.All {
 		keys := make([]string, 0, len(obj)+2)
 		for _, k := range objectKeys(obj) {
@@ -141,15 +142,45 @@ func (m mapper) appendRow(b []byte, rw row, pretty bool, depth int) []byte {
 			return appendValueAfterKey(appendString(b, keys[i]), obj[keys[i]], pretty, depth)
 		}, pretty, depth)
 	}
-	if m.fields.direct {
-		return m.appendDirect(b, rw, href, pretty, depth)
-	}
 	return appendPickNode(b, m.pickLinked(obj, href), pretty, depth)
+}
+
+// hrefOf returns the URL of the row's object.
+func (m mapper) hrefOf(rw row) string {
+	if m.hrefBase != "" {
+		id, _ := rw.get("id")
+		return m.hrefBase + idString(id)
+	}
+	return m.href(rw.obj)
+}
+
+// hrefJSON returns the URL of the row's object as a JSON string, in
+// m.scratch when set (valid until the next call).
+func (m mapper) hrefJSON(rw row) []byte {
+	var b []byte
+	if m.scratch != nil {
+		b = (*m.scratch)[:0]
+		defer func() { *m.scratch = b }()
+	}
+	if m.hrefBase != "" {
+		if id, ok := rw.columnString("id"); ok {
+			// "base" and "id" encoded apart, joined: the same bytes as
+			// appendString(base + id), since base needs no escaping.
+			b = append(b, '"')
+			b = append(b, m.hrefBase...)
+			at := len(b)
+			b = appendString(b, id)
+			copy(b[at:], b[at+1:])
+			return b[:len(b)-1]
+		}
+	}
+	b = appendString(b, m.hrefOf(rw))
+	return b
 }
 
 // appendDirect appends the picked fields of obj, href and url, when picking
 // is copying members (Fields.direct): the fast path of plain field names.
-func (m mapper) appendDirect(b []byte, rw row, href string, pretty bool, depth int) []byte {
+func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, depth int) []byte {
 	b = append(b, '{')
 	for _, fl := range m.fields.list {
 		if s, ok := rw.columnString(fl.raw); ok {
@@ -176,7 +207,7 @@ func (m mapper) appendDirect(b []byte, rw row, href string, pretty bool, depth i
 		b = appendNewline(b, pretty, depth+1)
 		b = appendString(b, k)
 		b = appendKeySeparator(b, pretty)
-		b = appendString(b, href)
+		b = append(b, hrefJSON...)
 	}
 	b = appendNewline(b, pretty, depth)
 	return append(b, '}')
@@ -246,8 +277,12 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 	}
 	rows := func(yield func(row) bool) {
 		for _, t := range tables {
+			var m *filter.Matcher
+			if plan != nil {
+				m = plan.Matcher(t.Columns[:nplan])
+			}
 			for i, obj := range t.Objects {
-				if plan != nil && !plan.MatchRow(t.Columns[:nplan], i, obj) {
+				if m != nil && !m.Match(i, obj) {
 					continue
 				}
 				if !yield(row{obj: obj, cols: t.Columns[nplan:], i: i}) {
@@ -256,15 +291,12 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 			}
 		}
 	}
-	base = strings.TrimRight(base, "/") + "/"
 	q.Filter = nil // applied by rows
-	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: HrefIn(base), rowHref: func(rw row) string {
-		if id, ok := rw.columnString("id"); ok {
-			return base + id
-		}
-		id, _ := rw.get("id")
-		return base + idString(id)
-	}})
+	m := mapper{fields: q.Fields, href: HrefIn(base), scratch: new([]byte)}
+	if base = strings.TrimRight(base, "/") + "/"; string(appendString(nil, base)) == `"`+base+`"` {
+		m.hrefBase = base
+	}
+	return writeRows(w, r, q, rows, m)
 }
 
 // maxFieldColumns is the most picked fields writeTables reads from

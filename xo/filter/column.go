@@ -35,7 +35,19 @@ type Column struct {
 	// unreachable, inString{} when the value is strs[i].
 	vals []any
 	strs []string // string values, all in one block of memory
+	// codes, when not nil, numbers the string values: strs[i] is
+	// dict[codes[i]] (codes[i] is noCode for other values). Columns with
+	// few distinct strings are encoded so, for Matcher to match each
+	// distinct string once.
+	codes []uint16
+	dict  []string
 }
+
+// maxDict is the most distinct strings of a dictionary-encoded column.
+const maxDict = 256
+
+// noCode is the code of a value that is not a string.
+const noCode = 0xffff
 
 // absent marks a path that cannot be followed to its end: a Property on
 // the way met null or undefined, so it fails whatever its child.
@@ -49,20 +61,39 @@ type inString struct{}
 // column touches few cache lines; building it allocates a few blocks, not
 // one per object.
 func NewColumn(path Path, objects []map[string]any) *Column {
-	c := &Column{path: slices.Clone(path), vals: make([]any, len(objects))}
+	c := &Column{path: slices.Clone(path), vals: make([]any, len(objects)), codes: make([]uint16, len(objects))}
+	distinct := make(map[string]uint16)
 	var b strings.Builder
 	for i, o := range objects {
 		v := valueAt(o, path)
-		if s, isString := v.(string); isString {
-			if c.strs == nil {
-				c.strs = make([]string, len(objects))
+		s, isString := v.(string)
+		if !isString {
+			c.vals[i] = v
+			if c.codes != nil {
+				c.codes[i] = noCode
 			}
-			c.strs[i] = s // replaced by its copy below
-			c.vals[i] = inString{}
-			b.WriteString(s)
 			continue
 		}
-		c.vals[i] = v
+		if c.strs == nil {
+			c.strs = make([]string, len(objects))
+		}
+		c.strs[i] = s // replaced by its copy below
+		c.vals[i] = inString{}
+		b.WriteString(s)
+		if c.codes == nil {
+			continue
+		}
+		code, found := distinct[s]
+		if !found {
+			if len(c.dict) == maxDict {
+				c.codes, c.dict, distinct = nil, nil, nil // too many: no dictionary
+				continue
+			}
+			code = uint16(len(c.dict))
+			distinct[s] = code
+			c.dict = append(c.dict, s)
+		}
+		c.codes[i] = code
 	}
 	all, at := b.String(), 0
 	for i, s := range c.strs {
@@ -128,29 +159,44 @@ func (c *Column) String(i int) (s string, ok bool) {
 type Plan struct {
 	root  step
 	paths []Path
+	memos int // propertySteps, numbered
 }
 
 // step is one node of a Plan, matching row i of a table.
 type step interface {
-	match(cols []*Column, i int, obj any) bool
+	match(m *Matcher, i int, obj any) bool
 }
 
-// NewPlan prepares n for MatchRow.
+// NewPlan prepares n for Matcher.
 func NewPlan(n Node) *Plan {
 	p := &Plan{}
 	p.root = p.bind(n)
 	return p
 }
 
-// Paths returns the paths of the columns MatchRow reads, in the order it
+// Paths returns the paths of the columns a Matcher reads, in the order it
 // wants them.
 func (p *Plan) Paths() []Path { return p.paths }
 
-// MatchRow reports whether the filter matches obj, the object at index i
-// of a table whose columns are cols: cols[j] holds Paths()[j] over the
-// table's objects. It panics if cols does not fit.
-func (p *Plan) MatchRow(cols []*Column, i int, obj map[string]any) bool {
-	return p.root.match(cols, i, obj)
+// Matcher matches the rows of one table with a Plan. It remembers what a
+// term answered for each distinct string of a dictionary-encoded column,
+// so it is not safe for concurrent use: take one per scan.
+type Matcher struct {
+	plan *Plan
+	cols []*Column
+	memo [][]int8 // per propertyStep, per dictionary code: 0 unknown, 1 no, 2 yes
+}
+
+// Matcher returns a matcher of the rows of the table whose columns are
+// cols: cols[j] holds Paths()[j] over the table's objects.
+func (p *Plan) Matcher(cols []*Column) *Matcher {
+	return &Matcher{plan: p, cols: cols, memo: make([][]int8, p.memos)}
+}
+
+// Match reports whether the filter matches obj, the object at index i of
+// the table. It panics if the columns do not fit.
+func (m *Matcher) Match(i int, obj map[string]any) bool {
+	return m.plan.root.match(m, i, obj)
 }
 
 // column returns the index of the column for path, adding it if needed.
@@ -196,7 +242,8 @@ func (p *Plan) bind(n Node) step {
 		if t, isTruthy := child.(*TruthyProperty); isTruthy {
 			return truthyStep{col: p.column(append(path, t.Name))}
 		}
-		return propertyStep{col: p.column(path), child: child}
+		p.memos++
+		return propertyStep{col: p.column(path), child: child, memo: p.memos - 1}
 	case *TruthyProperty:
 		return truthyStep{col: p.column(Path{n.Name})}
 	}
@@ -205,9 +252,9 @@ func (p *Plan) bind(n Node) step {
 
 type andStep []step
 
-func (s andStep) match(cols []*Column, i int, obj any) bool {
+func (s andStep) match(m *Matcher, i int, obj any) bool {
 	for _, c := range s {
-		if !c.match(cols, i, obj) {
+		if !c.match(m, i, obj) {
 			return false
 		}
 	}
@@ -216,9 +263,9 @@ func (s andStep) match(cols []*Column, i int, obj any) bool {
 
 type orStep []step
 
-func (s orStep) match(cols []*Column, i int, obj any) bool {
+func (s orStep) match(m *Matcher, i int, obj any) bool {
 	for _, c := range s {
-		if c.match(cols, i, obj) {
+		if c.match(m, i, obj) {
 			return true
 		}
 	}
@@ -227,7 +274,7 @@ func (s orStep) match(cols []*Column, i int, obj any) bool {
 
 type notStep struct{ child step }
 
-func (s notStep) match(cols []*Column, i int, obj any) bool { return !s.child.match(cols, i, obj) }
+func (s notStep) match(m *Matcher, i int, obj any) bool { return !s.child.match(m, i, obj) }
 
 // propertyStep is a chain of Property terms with the value at its path
 // read from a column (the objects are maps, so the outer "value != null"
@@ -235,13 +282,29 @@ func (s notStep) match(cols []*Column, i int, obj any) bool { return !s.child.ma
 type propertyStep struct {
 	col   int
 	child Node
+	memo  int // index in Matcher.memo
 }
 
-func (s propertyStep) match(cols []*Column, i int, _ any) bool {
-	c := cols[s.col]
+func (s propertyStep) match(m *Matcher, i int, _ any) bool {
+	c := m.cols[s.col]
 	switch v := c.vals[i].(type) {
 	case inString:
-		return matchString(s.child, c.strs[i])
+		if c.codes == nil {
+			return matchString(s.child, c.strs[i])
+		}
+		memo := m.memo[s.memo]
+		if memo == nil {
+			memo = make([]int8, len(c.dict))
+			m.memo[s.memo] = memo
+		}
+		code := c.codes[i]
+		if memo[code] == 0 {
+			memo[code] = 1
+			if matchString(s.child, c.dict[code]) {
+				memo[code] = 2
+			}
+		}
+		return memo[code] == 2
 	case absent:
 		return false
 	default:
@@ -253,8 +316,8 @@ func (s propertyStep) match(cols []*Column, i int, _ any) bool {
 // with the value read from a column.
 type truthyStep struct{ col int }
 
-func (s truthyStep) match(cols []*Column, i int, _ any) bool {
-	c := cols[s.col]
+func (s truthyStep) match(m *Matcher, i int, _ any) bool {
+	c := m.cols[s.col]
 	switch v := c.vals[i].(type) {
 	case inString:
 		return c.strs[i] != ""
@@ -268,7 +331,7 @@ func (s truthyStep) match(cols []*Column, i int, _ any) bool {
 // nodeStep matches the whole object.
 type nodeStep struct{ n Node }
 
-func (s nodeStep) match(_ []*Column, _ int, obj any) bool { return s.n.Match(obj) }
+func (s nodeStep) match(_ *Matcher, _ int, obj any) bool { return s.n.Match(obj) }
 
 // matchString is n.Match(s) without boxing s for the nodes that match
 // strings themselves.

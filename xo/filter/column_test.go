@@ -43,13 +43,14 @@ func TestPlanDifferential(t *testing.T) {
 		}
 		plan := NewPlan(n)
 		objs, cols := tableOf(plan, objects)
+		m := plan.Matcher(cols)
 		row := 0
 		for j, o := range objects {
 			if _, ok := o.(map[string]any); !ok {
 				continue
 			}
-			if got := plan.MatchRow(cols, row, objs[row]); got != want.Matches[j] {
-				t.Errorf("NewPlan(%q).MatchRow(object %d) = %v, want %v (columns %v)", filters[i], j, got, want.Matches[j], plan.Paths())
+			if got := m.Match(row, objs[row]); got != want.Matches[j] {
+				t.Errorf("NewPlan(%q) Match(object %d) = %v, want %v (columns %v)", filters[i], j, got, want.Matches[j], plan.Paths())
 			}
 			row++
 		}
@@ -173,9 +174,10 @@ func FuzzPlan(f *testing.F) {
 		}
 		plan := NewPlan(n)
 		objs, cols := tableOf(plan, objects)
+		m := plan.Matcher(cols)
 		for i, o := range objs {
-			if got, want := plan.MatchRow(cols, i, o), n.Match(o); got != want {
-				t.Fatalf("NewPlan(%q).MatchRow(%v) = %v, Match = %v", s, o, got, want)
+			if got, want := m.Match(i, o), n.Match(o); got != want {
+				t.Fatalf("NewPlan(%q) Match(%v) = %v, Node.Match = %v", s, o, got, want)
 			}
 		}
 	})
@@ -198,8 +200,9 @@ func BenchmarkPlan(b *testing.B) {
 			matches := 0
 			for b.Loop() {
 				matches = 0
+				m := plan.Matcher(cols)
 				for i, o := range objs {
-					if plan.MatchRow(cols, i, o) {
+					if m.Match(i, o) {
 						matches++
 					}
 				}
@@ -227,5 +230,53 @@ func BenchmarkNewColumn(b *testing.B) {
 				NewColumn(path, objs)
 			}
 		})
+	}
+}
+
+// TestPlanOverVMs compares Plans with Match over 600 generated VMs: a
+// column of unique names (too many distinct strings for a dictionary) and
+// columns of few distinct strings (dictionary-encoded, matched once per
+// distinct string), read by several terms.
+func TestPlanOverVMs(t *testing.T) {
+	vms := benchVMs(600)
+	filters := []string{
+		"power_state:Running !power_state:Halted name_label:/^vm-00[0-4]/",
+		"|(power_state:Paused power_state:/^s/i) !name_label:*db",
+		"name_label:vm-0001 boot:firmware:uefi",
+		"boot:firmware:>1 !high_availability? other:linux_template:true",
+		"power_state:!|(Running Halted) CPUs:number:>=2",
+	}
+	for _, bf := range benchFilters {
+		filters = append(filters, bf.filter)
+	}
+	for _, f := range filters {
+		n, err := Parse(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := NewPlan(n)
+		objs, cols := tableOf(plan, vms)
+		m := plan.Matcher(cols)
+		matched := 0
+		for i, o := range objs {
+			got, want := m.Match(i, o), n.Match(o)
+			if got != want {
+				t.Fatalf("%q: Matcher.Match(%v) = %v, Node.Match = %v", f, o["name_label"], got, want)
+			}
+			if got {
+				matched++
+			}
+		}
+		t.Logf("%q: %d matches", f, matched)
+	}
+	objs := make([]map[string]any, len(vms))
+	for i, v := range vms {
+		objs[i] = v.(map[string]any)
+	}
+	if c := NewColumn(Path{"name_label"}, objs); c.codes != nil {
+		t.Errorf("the name_label column has a dictionary of %d strings", len(c.dict))
+	}
+	if c := NewColumn(Path{"power_state"}, objs); c.codes == nil || len(c.dict) != 4 {
+		t.Errorf("the power_state column has no dictionary of 4 strings")
 	}
 }
