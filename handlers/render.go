@@ -74,42 +74,24 @@ func appendKeySeparator(b []byte, pretty bool) []byte {
 	return append(b, ':')
 }
 
-// row is an object of a collection answer, with columns to read its
-// top-level members from instead of the object: cols[j] holds one member
-// of every object of a table, and the object is the table's row i. cols
-// is nil for an object read alone.
+// row is an object of a collection answer, with columns to read some of
+// its members from instead of the object: the object is row i of a table
+// whose columns id and fields hold its id and its picked fields (in
+// Fields.list order). Both are nil for an object read alone.
 type row struct {
-	obj  map[string]any
-	cols []*filter.Column
-	i    int
+	obj    map[string]any
+	id     *filter.Column
+	fields []*filter.Column
+	i      int
 }
 
-// column returns the column holding the member name, or nil.
-func (r row) column(name string) *filter.Column {
-	for _, c := range r.cols {
-		if path := c.Path(); len(path) == 1 && path[0] == name {
-			return c
-		}
+// idValue returns the id of the row's object, and whether it has one.
+func (r row) idValue() (any, bool) {
+	if r.id != nil {
+		return r.id.Value(r.i)
 	}
-	return nil
-}
-
-// get returns the member name of the row's object, and whether it has it.
-func (r row) get(name string) (any, bool) {
-	if c := r.column(name); c != nil {
-		return c.Value(r.i)
-	}
-	v, ok := r.obj[name]
+	v, ok := r.obj["id"]
 	return v, ok
-}
-
-// columnString returns the member name of the row's object if a column
-// holds it and it is a string, without allocating.
-func (r row) columnString(name string) (string, bool) {
-	if c := r.column(name); c != nil {
-		return c.String(r.i)
-	}
-	return "", false
 }
 
 // appendItem appends the item for obj.
@@ -148,7 +130,7 @@ func (m mapper) appendRow(b []byte, rw row, pretty bool, depth int) []byte {
 // hrefOf returns the URL of the row's object.
 func (m mapper) hrefOf(rw row) string {
 	if m.hrefBase != "" {
-		id, _ := rw.get("id")
+		id, _ := rw.idValue()
 		return m.hrefBase + idString(id)
 	}
 	return m.href(rw.obj)
@@ -162,8 +144,8 @@ func (m mapper) hrefJSON(rw row) []byte {
 		b = (*m.scratch)[:0]
 		defer func() { *m.scratch = b }()
 	}
-	if m.hrefBase != "" {
-		if id, ok := rw.columnString("id"); ok {
+	if m.hrefBase != "" && rw.id != nil {
+		if id, ok := rw.id.String(rw.i); ok {
 			// "base" and "id" encoded apart, joined: the same bytes as
 			// appendString(base + id), since base needs no escaping.
 			b = append(b, '"')
@@ -182,16 +164,23 @@ func (m mapper) hrefJSON(rw row) []byte {
 // is copying members (Fields.direct): the fast path of plain field names.
 func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, depth int) []byte {
 	b = append(b, '{')
-	for _, fl := range m.fields.list {
-		if s, ok := rw.columnString(fl.raw); ok {
-			b = appendNewline(b, pretty, depth+1)
-			b = appendString(b, fl.raw)
-			b = appendKeySeparator(b, pretty)
-			b = appendString(b, s)
-			b = append(b, ',')
-			continue
+	for k, fl := range m.fields.list {
+		var v any
+		var ok bool
+		if rw.fields != nil {
+			c := rw.fields[k]
+			if s, isString := c.String(rw.i); isString {
+				b = appendNewline(b, pretty, depth+1)
+				b = appendString(b, fl.raw)
+				b = appendKeySeparator(b, pretty)
+				b = appendString(b, s)
+				b = append(b, ',')
+				continue
+			}
+			v, ok = c.Value(rw.i)
+		} else {
+			v, ok = rw.obj[fl.raw]
 		}
-		v, ok := rw.get(fl.raw)
 		if !ok {
 			continue
 		}
@@ -266,7 +255,9 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 	}
 	nplan := len(paths)
 	paths = append(paths, filter.Path{"id"})
+	fieldCols := false
 	if f := q.Fields; f != nil && f.direct && !f.All && len(f.list) <= maxFieldColumns {
+		fieldCols = true
 		for _, fl := range f.list {
 			paths = append(paths, filter.Path{fl.raw})
 		}
@@ -285,7 +276,11 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 				if m != nil && !m.Match(i, obj) {
 					continue
 				}
-				if !yield(row{obj: obj, cols: t.Columns[nplan:], i: i}) {
+				rw := row{obj: obj, id: t.Columns[nplan], i: i}
+				if fieldCols {
+					rw.fields = t.Columns[nplan+1:]
+				}
+				if !yield(rw) {
 					return
 				}
 			}
