@@ -114,10 +114,9 @@ func (d *Download) Close() error {
 		return nil
 	}
 	d.closed = true
-	done := d.done
 	d.mu.Unlock()
 	err := d.resp.Body.Close()
-	d.c.dropTask(d.ctx, d.Task, !done)
+	d.c.dropTask(d.ctx, d.Task, true)
 	return err
 }
 
@@ -209,8 +208,10 @@ func (c *Client) transferTask(ctx context.Context, path string, query url.Values
 	return task, u.String(), nil
 }
 
-// dropTask cancels task if cancel is set and destroys it, best effort and
-// even when ctx has ended.
+// dropTask destroys task, best effort and even when ctx has ended. If
+// cancel is set and the task is still pending, it is cancelled first and
+// given a few seconds to end: XAPI only marks a pending task for
+// destruction.
 func (c *Client) dropTask(ctx context.Context, task Ref, cancel bool) {
 	dctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer stop()
