@@ -1,0 +1,209 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/xorest/xorest/xo"
+)
+
+// A transfer is a request on a file name of an object, <id>.<ext> (§E):
+// ServeMux patterns cannot match a wildcard with a suffix, so the GET
+// routes of the objects, /<collection>/{id}, dispatch on the suffix
+// (withTransfers), and their documentation says so.
+
+// fileTransfer is a GET on <id><suffix> of a collection.
+type fileTransfer struct {
+	suffix  string
+	summary string
+	serve   func(s *server, w http.ResponseWriter, r *http.Request, c collection, id string) error
+}
+
+// exportTransfers returns the file names each collection serves, by
+// collection name.
+func exportTransfers() map[string][]fileTransfer {
+	xvaExport := fileTransfer{
+		suffix:  ".xva",
+		summary: "<id>.xva exports it as an XVA (?compress=gzip|zstd)",
+		serve:   (*server).exportXVA,
+	}
+	disk := []fileTransfer{
+		{suffix: ".vhd", summary: "<id>.vhd exports the disk as a VHD", serve: (*server).exportVHD},
+		{suffix: ".raw", summary: "<id>.raw exports the disk as raw bytes", serve: (*server).exportRaw},
+	}
+	return map[string][]fileTransfer{
+		"vms": {xvaExport}, "vm-snapshots": {xvaExport}, "vm-templates": {xvaExport},
+		"vdis": disk, "vdi-snapshots": disk,
+	}
+}
+
+// withTransfers adds the transfer routes to routes: the GET object routes
+// of the collections that export files dispatch <id>.<ext> to the export,
+// and the import routes are appended.
+func (s *server) withTransfers(routes []route) []route {
+	exports := exportTransfers()
+	for _, c := range collections() {
+		files, ok := exports[c.name]
+		if !ok {
+			continue
+		}
+		pattern := BasePath + "/" + c.name + "/{id}"
+		for i, rt := range routes {
+			if rt.method != "GET" || rt.pattern != pattern {
+				continue
+			}
+			next := rt.handler
+			routes[i].handler = func(w http.ResponseWriter, r *http.Request) error {
+				id := r.PathValue("id")
+				for _, f := range files {
+					if base, ok := strings.CutSuffix(id, f.suffix); ok && base != "" {
+						return f.serve(s, w, r, c, base)
+					}
+				}
+				return next(w, r)
+			}
+			for _, f := range files {
+				routes[i].summary += "; " + f.summary
+			}
+			routes[i].resp.types = append(append([]string{}, routes[i].resp.types...), "application/octet-stream")
+		}
+	}
+	return routes
+}
+
+// compressions maps ?compress= to XAPI's use_compression (xapi.md §7.2).
+var compressions = map[string]string{"": "false", "false": "false", "gzip": "true", "true": "true", "zstd": "zstd"}
+
+// exportXVA answers GET /rest/v0/<vm collection>/<id>.xva: the VM streamed
+// from XAPI's GET /export. A VM that is not halted or suspended is a 409
+// (VM_BAD_POWER_STATE, from the task); a client that leaves cancels the
+// XAPI task.
+func (s *server) exportXVA(w http.ResponseWriter, r *http.Request, c collection, id string) error {
+	q := r.URL.Query()
+	comp, ok := compressions[q.Get("compress")]
+	if !ok {
+		return paramError("compress", "must be gzip or zstd", q.Get("compress"))
+	}
+	obj, pool, ref, err := s.target(r.Context(), c.kind, id)
+	if err != nil {
+		return err
+	}
+	d, err := pool.Client().GetExport(r.Context(), "/export/", url.Values{
+		"ref": {string(ref)}, "use_compression": {comp},
+	}, "xorest: export "+c.noun+" "+id)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", id, err)
+	}
+	defer d.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", attachment(nameOf(obj, id), ".xva"))
+	return s.stream(w, r, d, -1)
+}
+
+// exportRaw answers GET /rest/v0/<vdi collection>/<id>.raw: the disk's
+// bytes from XAPI's GET /export_raw_vdi?format=raw, with a Content-Length
+// of its virtual size.
+func (s *server) exportRaw(w http.ResponseWriter, r *http.Request, c collection, id string) error {
+	return s.exportDisk(w, r, c, id, "raw")
+}
+
+// exportVHD answers GET /rest/v0/<vdi collection>/<id>.vhd: the disk as a
+// dynamic VHD from XAPI's GET /export_raw_vdi?format=vhd (its length is
+// not known beforehand).
+func (s *server) exportVHD(w http.ResponseWriter, r *http.Request, c collection, id string) error {
+	return s.exportDisk(w, r, c, id, "vhd")
+}
+
+// exportDisk streams a disk from /export_raw_vdi in format.
+func (s *server) exportDisk(w http.ResponseWriter, r *http.Request, c collection, id, format string) error {
+	obj, pool, ref, err := s.target(r.Context(), c.kind, id)
+	if err != nil {
+		return err
+	}
+	d, err := pool.Client().GetExport(r.Context(), "/export_raw_vdi", url.Values{
+		"vdi": {string(ref)}, "format": {format},
+	}, "xorest: export "+c.noun+" "+id+"."+format)
+	if err != nil {
+		return fmt.Errorf("export %s.%s: %w", id, format, err)
+	}
+	defer d.Close()
+	h := w.Header()
+	size := int64(-1)
+	if format == "raw" {
+		h.Set("Content-Type", "application/octet-stream")
+		size = int64(num(obj["size"]))
+	} else {
+		h.Set("Content-Type", "application/vhd")
+	}
+	h.Set("Content-Disposition", attachment(nameOf(obj, id), "."+format))
+	return s.stream(w, r, d, size)
+}
+
+// stream copies body to w with a 200 (and a Content-Length if size is not
+// negative). An error after the headers went out cannot be rendered: it is
+// logged and the response is aborted, so that the client sees a truncated
+// body rather than a complete one.
+func (s *server) stream(w http.ResponseWriter, r *http.Request, body io.Reader, size int64) error {
+	if size >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	n, err := io.Copy(w, body)
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("%d bytes sent, %d announced", n, size)
+	}
+	if err == nil {
+		return nil
+	}
+	if info := requestInfoFrom(r.Context()); info != nil {
+		info.err = err
+	}
+	if !errors.Is(err, context.Canceled) {
+		s.log.ErrorContext(r.Context(), "transfer aborted", "path", r.URL.Path, "bytes", n, "error", err.Error())
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// nameOf is the object's name_label, or fallback.
+func nameOf(obj xo.Object, fallback string) string {
+	if n, _ := obj["name_label"].(string); strings.TrimSpace(n) != "" {
+		return n
+	}
+	return fallback
+}
+
+// attachment is a Content-Disposition header offering name+ext.
+func attachment(name, ext string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, name)
+	v := mime.FormatMediaType("attachment", map[string]string{"filename": name + ext})
+	if v == "" {
+		return `attachment; filename="export` + ext + `"`
+	}
+	return v
+}
+
+// num is a JSON number as a float64 (0 if v is not a number).
+func num(v any) float64 {
+	switch n := v.(type) {
+	case float64:
+		return n
+	case int64:
+		return float64(n)
+	case int:
+		return float64(n)
+	}
+	return 0
+}
