@@ -143,7 +143,7 @@ func (s *server) routeTable() []route {
 	for _, c := range collections() {
 		routes = append(routes, s.collectionRoutes(c)...)
 	}
-	return append(append(routes, s.taskRoutes()...), s.writeRoutes()...)
+	return s.withTransfers(append(append(routes, s.taskRoutes()...), s.writeRoutes()...))
 }
 
 // collectionParams are the query parameters of every collection route.
