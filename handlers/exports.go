@@ -75,7 +75,7 @@ func (s *server) withTransfers(routes []route) []route {
 			routes[i].resp.types = append(append([]string{}, routes[i].resp.types...), "application/octet-stream")
 		}
 	}
-	return routes
+	return append(routes, s.importRoutes()...)
 }
 
 // compressions maps ?compress= to XAPI's use_compression (xapi.md §7.2).
