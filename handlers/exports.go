@@ -38,8 +38,14 @@ func exportTransfers() map[string][]fileTransfer {
 		{suffix: ".vhd", summary: "<id>.vhd exports the disk as a VHD", serve: (*server).exportVHD},
 		{suffix: ".raw", summary: "<id>.raw exports the disk as raw bytes", serve: (*server).exportRaw},
 	}
+	ovaExport := fileTransfer{
+		suffix:  ".ova",
+		summary: "<id>.ova exports it as an OVA (OVF + streamOptimized VMDKs, with a Content-Length)",
+		serve:   (*server).exportOVA,
+	}
+	vm := []fileTransfer{xvaExport, ovaExport}
 	return map[string][]fileTransfer{
-		"vms": {xvaExport}, "vm-snapshots": {xvaExport}, "vm-templates": {xvaExport},
+		"vms": vm, "vm-snapshots": vm, "vm-templates": vm,
 		"vdis": disk, "vdi-snapshots": disk,
 	}
 }
@@ -163,6 +169,12 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, body io.Reader, 
 	if err == nil {
 		return nil
 	}
+	return s.abortStream(r, err, n)
+}
+
+// abortStream handles err, met after n bytes of a response whose headers
+// went out: it is logged and the response aborted.
+func (s *server) abortStream(r *http.Request, err error, n int64) error {
 	if info := requestInfoFrom(r.Context()); info != nil {
 		info.err = err
 	}

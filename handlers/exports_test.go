@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -224,7 +225,7 @@ func TestExportDisk(t *testing.T) {
 		if !bytes.Equal(raw, want) {
 			t.Error("VHD export differs from the VDI")
 		}
-		qemuCompare(t, want, body)
+		qemuCompare(t, want, body, "vpc")
 	})
 	t.Run("object still served", func(t *testing.T) {
 		var obj map[string]any
@@ -235,23 +236,76 @@ func TestExportDisk(t *testing.T) {
 	})
 }
 
-// qemuCompare checks with qemu-img that vhdData holds raw.
-func qemuCompare(t *testing.T, raw, vhdData []byte) {
+// qemuCompare checks with qemu-img that image, in qemu format (vpc,
+// vmdk), holds raw.
+func qemuCompare(t *testing.T, raw, image []byte, format string) {
 	t.Helper()
 	qemu, err := exec.LookPath("qemu-img")
 	if err != nil {
 		t.Fatal("qemu-img not found: apt-get install -y qemu-utils")
 	}
 	dir := t.TempDir()
-	rawPath, vhdPath := filepath.Join(dir, "x.raw"), filepath.Join(dir, "y.vhd")
+	rawPath, vhdPath := filepath.Join(dir, "x.raw"), filepath.Join(dir, "y."+format)
 	if err := os.WriteFile(rawPath, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(vhdPath, vhdData, 0o600); err != nil {
+	if err := os.WriteFile(vhdPath, image, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(qemu, "compare", "-f", "raw", rawPath, "-F", "vpc", vhdPath).CombinedOutput()
+	out, err := exec.Command(qemu, "compare", "-f", "raw", rawPath, "-F", format, vhdPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("qemu-img compare: %v\n%s", err, out)
+	}
+}
+
+func TestExportOVA(t *testing.T) {
+	sf, base := transferFixture(t)
+	vm := sf.idOf(t, "vms", "vm1")
+	vdi := sf.idOf(t, "vdis", "vm1 disk 0")
+	if _, err := sf.sims[0].WriteVDIAt(vdi, bytes.Repeat([]byte("ova disk "), 200_000), 2<<20-4096); err != nil {
+		t.Fatal(err)
+	}
+	want := sf.vdiBytes(t, vdi, 4<<20)
+	before := sf.taskTotal(t)
+	resp := sf.transfer(t, t.Context(), "GET", base+BasePath+"/vms/"+vm+".ova", nil, 0)
+	body := readAll(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+		t.Errorf("Content-Length %q for %d bytes", cl, len(body))
+	}
+	if cd := resp.Header.Get("Content-Disposition"); cd != "attachment; filename=vm1.ova" {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	tr := tar.NewReader(bytes.NewReader(body))
+	var names []string
+	var disk []byte
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, hdr.Name)
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(hdr.Name, ".ovf") && !bytes.Contains(data, []byte("vm1")) {
+			t.Error("the OVF does not name vm1")
+		}
+		if strings.HasSuffix(hdr.Name, ".vmdk") {
+			disk = data
+		}
+	}
+	if len(names) != 2 || !strings.HasSuffix(names[0], ".ovf") {
+		t.Fatalf("entries %v, want the OVF then one VMDK", names)
+	}
+	qemuCompare(t, want, disk, "vmdk")
+	if n := sf.taskTotal(t); n != before {
+		t.Errorf("%d tasks left, want %d", n, before)
 	}
 }
