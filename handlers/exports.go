@@ -35,8 +35,8 @@ func exportTransfers() map[string][]fileTransfer {
 		serve:   (*server).exportXVA,
 	}
 	disk := []fileTransfer{
-		{suffix: ".vhd", summary: "<id>.vhd exports the disk as a VHD", serve: (*server).exportVHD},
-		{suffix: ".raw", summary: "<id>.raw exports the disk as raw bytes", serve: (*server).exportRaw},
+		{suffix: ".vhd", summary: "<id>.vhd exports the disk as a VHD (?preferNbd&nbdConcurrency=N: data read over NBD, with a Content-Length)", serve: (*server).exportVHD},
+		{suffix: ".raw", summary: "<id>.raw exports the disk as raw bytes (?preferNbd&nbdConcurrency=N: read over NBD)", serve: (*server).exportRaw},
 	}
 	ovaExport := fileTransfer{
 		suffix:  ".ova",
@@ -130,9 +130,20 @@ func (s *server) exportVHD(w http.ResponseWriter, r *http.Request, c collection,
 
 // exportDisk streams a disk from /export_raw_vdi in format.
 func (s *server) exportDisk(w http.ResponseWriter, r *http.Request, c collection, id, format string) error {
+	q := r.URL.Query()
+	conns, err := nbdConcurrency(q)
+	if err != nil {
+		return err
+	}
 	obj, pool, ref, err := s.target(r.Context(), c.kind, id)
 	if err != nil {
 		return err
+	}
+	if q.Has("preferNbd") {
+		done, err := s.exportDiskNBD(w, r, pool.Client(), ref, int64(num(obj["size"])), format, nameOf(obj, id), conns)
+		if done || err != nil {
+			return err
+		}
 	}
 	d, err := pool.Client().GetExport(r.Context(), "/export_raw_vdi", url.Values{
 		"vdi": {string(ref)}, "format": {format},

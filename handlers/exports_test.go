@@ -309,3 +309,71 @@ func TestExportOVA(t *testing.T) {
 		t.Errorf("%d tasks left, want %d", n, before)
 	}
 }
+
+func TestExportDiskNBD(t *testing.T) {
+	sf, base := transferFixture(t)
+	vdi := sf.idOf(t, "vdis", "vm1 disk 0")
+	if _, err := sf.sims[0].WriteVDIAt(vdi, bytes.Repeat([]byte("over nbd "), 50_000), 2<<20+512); err != nil {
+		t.Fatal(err)
+	}
+	want := sf.vdiBytes(t, vdi, 4<<20)
+	before := sf.taskTotal(t)
+
+	// Without an NBD network the HTTP export answers (no length for a VHD).
+	resp := sf.transfer(t, t.Context(), "GET", base+BasePath+"/vdis/"+vdi+".vhd?preferNbd", nil, 0)
+	readAll(t, resp)
+	if resp.StatusCode != 200 || resp.ContentLength != -1 {
+		t.Fatalf("fallback: status %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+
+	if _, err := sf.sims[0].ServeNBD("127.0.0.1:0", true); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		query  string
+		ext    string
+		status int
+	}{
+		{name: "raw", query: "?preferNbd", ext: ".raw", status: 200},
+		{name: "vhd", query: "?preferNbd", ext: ".vhd", status: 200},
+		{name: "vhd, 3 connections", query: "?preferNbd&nbdConcurrency=3", ext: ".vhd", status: 200},
+		{name: "bad concurrency", query: "?preferNbd&nbdConcurrency=0", ext: ".vhd", status: 422},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := sf.transfer(t, t.Context(), "GET", base+BasePath+"/vdis/"+vdi+tt.ext+tt.query, nil, 0)
+			body := readAll(t, resp)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if tt.status != 200 {
+				return
+			}
+			if resp.ContentLength != int64(len(body)) {
+				t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(body))
+			}
+			if tt.ext == ".raw" {
+				if !bytes.Equal(body, want) {
+					t.Error("raw NBD export differs")
+				}
+				return
+			}
+			vr, err := vhd.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := io.ReadAll(vr.Raw())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(raw, want) {
+				t.Error("VHD over NBD differs from the VDI")
+			}
+			qemuCompare(t, want, body, "vpc")
+		})
+	}
+	if n := sf.taskTotal(t); n != before {
+		t.Errorf("%d tasks left, want %d", n, before)
+	}
+}
