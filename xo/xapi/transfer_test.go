@@ -189,3 +189,29 @@ func TestTransferCloseEarly(t *testing.T) {
 		t.Fatalf("import result %#v, want one VM ref", v)
 	}
 }
+
+// TestProgress checks a client-made transfer task: its progress follows
+// the bytes read and it is destroyed when done.
+func TestProgress(t *testing.T) {
+	c, _ := newClient(t, transferModel())
+	ctx := t.Context()
+	p, err := c.StartProgress(ctx, "nbd read", "test", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Reader(bytes.NewReader(make([]byte, 1000)))
+	if _, err := io.CopyN(io.Discard, r, 500); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := xapi.GetRecord[xapi.Task](ctx, c, p.Task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != xapi.TaskPending || rec.Progress != 0.5 {
+		t.Errorf("task %s at %v, want pending at 0.5", rec.Status, rec.Progress)
+	}
+	p.Done(nil)
+	if _, err := xapi.GetRecord[xapi.Task](ctx, c, p.Task); !errors.Is(err, xapi.ErrHandleInvalid) {
+		t.Errorf("task after Done: %v, want HANDLE_INVALID", err)
+	}
+}
