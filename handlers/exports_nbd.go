@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -144,16 +145,29 @@ func (s *server) exportDiskNBD(w http.ResponseWriter, r *http.Request, xc *xapi.
 		return false, nil
 	}
 	defer rd.Close()
+	var body io.Reader = rd.Raw()
+	length := rd.Size()
 	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	if format == "vhd" {
+		st, err := vhd.NewStream(vhd.Options{Size: size}, blocks, rd)
+		if err != nil {
+			return false, fmt.Errorf("VHD stream: %w", err)
+		}
+		body, length = st, st.Size()
+		h.Set("Content-Type", "application/vhd")
+	}
 	h.Set("Content-Disposition", attachment(name, "."+format))
-	if format == "raw" {
-		h.Set("Content-Type", "application/octet-stream")
-		return true, s.stream(w, r, rd.Raw(), rd.Size())
-	}
-	st, err := vhd.NewStream(vhd.Options{Size: size}, blocks, rd)
+	// The reads are the client's: a task of its own shows their progress.
+	p, err := xc.StartProgress(ctx, "Exporting content of VDI "+name+" using NBD", "xorest: "+format+" export over NBD", length)
 	if err != nil {
-		return false, fmt.Errorf("VHD stream: %w", err)
+		return false, err
 	}
-	h.Set("Content-Type", "application/vhd")
-	return true, s.stream(w, r, st, st.Size())
+	outcome := errAborted
+	defer func() { p.Done(outcome) }()
+	outcome = s.stream(w, r, p.Reader(body), length)
+	return true, outcome
 }
+
+// errAborted is the outcome of an NBD export whose response was aborted.
+var errAborted = errors.New("export aborted")
