@@ -40,6 +40,7 @@ func BenchmarkUploadVsSDK(b *testing.B) {
 	ctx := context.Background()
 	c := newPeerClient(b, peerConfig(b))
 	bucket := newBucket(b, c)
+	//lint:ignore SA1019 the SDK's (deprecated) uploader is a peer this benchmark compares with
 	mgr := manager.NewUploader(c.API(), func(u *manager.Uploader) {
 		u.PartSize = part
 		u.Concurrency = concurrency
@@ -62,6 +63,7 @@ func BenchmarkUploadVsSDK(b *testing.B) {
 			return err
 		}},
 		{name: "manager", upload: func(r io.Reader) error {
+			//lint:ignore SA1019 the SDK's (deprecated) uploader is a peer this benchmark compares with
 			_, err := mgr.Upload(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("manager"), Body: r})
 			return err
 		}},

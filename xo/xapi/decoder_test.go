@@ -148,7 +148,7 @@ func TestDecodeResponseTyped(t *testing.T) {
 		SuspendVDI       Ref               `xapi:"suspend_VDI"`
 		Progress         float64           `xapi:"progress"`
 		NotSentByServer  string            `xapi:"absent"`
-		unexportedIgnore string
+		unexportedIgnore string            //lint:ignore U1000 present to check that the decoder skips unexported fields
 	}
 	var got vm
 	if _, err := DecodeResponse(strings.NewReader(respRecord), &got); err != nil {

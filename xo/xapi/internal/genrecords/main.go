@@ -22,8 +22,8 @@ type field struct {
 }
 
 type class struct {
-	wire, goName, doc string
-	fields            []field
+	wire, doc string
+	fields    []field
 }
 
 // classes lists the generated classes, with their Go names.
