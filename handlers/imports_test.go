@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -31,7 +32,7 @@ func (sf *simFixture) upload(t *testing.T, method, url string, body []byte) (*ht
 }
 
 // emptyVHD is a dynamic VHD of size bytes with no block.
-func emptyVHD(t *testing.T, size int64) []byte {
+func emptyVHD(t testing.TB, size int64) []byte {
 	t.Helper()
 	st, err := vhd.NewStream(vhd.Options{Size: size}, nil, nil)
 	if err != nil {
@@ -220,4 +221,27 @@ func TestImportVM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVHDHead checks that the VHD head check of uploads never panics, that
+// it refuses with a 400 rather than another error, and that an accepted
+// body is given back whole.
+func FuzzVHDHead(f *testing.F) {
+	f.Add(emptyVHD(f, 4<<20))
+	f.Add(make([]byte, 4096))
+	f.Add([]byte("conectix"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, rest, err := vhdHead(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("error %v is not a rendered 400", err)
+			}
+			return
+		}
+		got, err := io.ReadAll(rest)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("body not given back whole (%v)", err)
+		}
+	})
 }
