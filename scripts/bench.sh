@@ -3,12 +3,12 @@
 # ratios. Machines here are noisy: compare the ratios, not absolute times.
 #
 #   BENCH_CALLS  timed XAPI calls per client (default 5)
-#   BENCH_ONLY   run only these sections, space-separated: xapi rest watch formats
+#   BENCH_ONLY   run only these sections, space-separated: xapi rest watch formats xva
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 calls=${BENCH_CALLS:-5}
-only=" ${BENCH_ONLY:-xapi rest watch formats} "
+only=" ${BENCH_ONLY:-xapi rest watch formats xva} "
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -51,6 +51,44 @@ if [[ $only == *" formats "* ]]; then
   go test -run '^$' -bench Reader -benchtime 3x ./transfer/nbd | grep -E '^Benchmark'
   echo "== S3: 512 MiB multipart upload to versitygw, transfer/s3 vs the SDK's uploaders (same server)"
   XOREST_PEERS_BIN="$root/.peers/bin" go test -run '^$' -bench UploadVsSDK -benchtime 5x ./transfer/s3 | grep -E '^Benchmark'
+fi
+
+if [[ $only == *" xva "* ]]; then
+  # XVA pass-through: GET /rest/v0/vms/<id>.xva through xorest vs a direct GET
+  # of the simulator's /export, for a VM whose 4 GiB disk holds 1 GiB of
+  # incompressible data; and xorest's peak RSS over the transfers.
+  echo "== XVA: export of a VM with a 4 GiB disk (1 GiB random data), through xorest vs direct from XAPI /export"
+  vport=$(free_port)
+  "$work/xapisim" --listen "127.0.0.1:$vport" --user root --password bench --vms 6 --disk-size 4294967296 >"$work/xapisim-xva.log" 2>&1 &
+  pids+=($!)
+  vx="http://127.0.0.1:$vport"
+  wait_http "$vx/"
+  export XOREST_TOKEN_STORE="file:$work/tokens-xva.json"
+  vtoken=$("$work/xorest" token create --description bench 2>/dev/null)
+  vrport=$(free_port)
+  XOREST_XAPI_PASSWORD=bench "$work/xorest" serve --listen "127.0.0.1:$vrport" --xapi "$vx" --xapi-user root \
+    --log-level warn >"$work/xorest-xva.log" 2>&1 &
+  xpid=$!
+  pids+=($xpid)
+  vrest="http://127.0.0.1:$vrport/rest/v0"
+  wait_http "$vrest"
+  sess=$(curl -s -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","bench"],"id":1}' "$vx/jsonrpc" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["result"])')
+  vm=$(curl -s -b "authenticationToken=$vtoken" "$vrest/vms?fields=uuid&filter=power_state:Halted&limit=1" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
+  vdi=$(curl -s -b "authenticationToken=$vtoken" "$vrest/vms/$vm/vdis?fields=uuid" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
+  head -c 1073741824 /dev/urandom >"$work/data.raw"
+  curl -s -o /dev/null -T "$work/data.raw" "$vx/import_raw_vdi?vdi=$vdi&format=raw&session_id=$sess"
+  rm -f "$work/data.raw"
+  {
+    for i in 1 2 3; do
+      curl -s -o /dev/null -w '{"case":"direct /export","bytes":%{size_download},"seconds":%{time_total}}\n' "$vx/export?uuid=$vm&session_id=$sess"
+      curl -s -o /dev/null -w '{"case":"xorest .xva","bytes":%{size_download},"seconds":%{time_total}}\n' -b "authenticationToken=$vtoken" "$vrest/vms/$vm.xva"
+    done
+    python3 -c 'import re,sys; print("{\"case\":\"xorest peak RSS\",\"bytes\":%d}" % (int(re.search(r"VmHWM:\s+(\d+)", open("/proc/%s/status" % sys.argv[1]).read()).group(1))*1024))' "$xpid"
+  } >"$work/xva.jsonl"
+  report xva "$work/xva.jsonl"
 fi
 
 if [[ $only != *" xapi "* && $only != *" rest "* && $only != *" watch "* ]]; then

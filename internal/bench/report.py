@@ -38,5 +38,17 @@ elif kind == "watch":
     for r in rows:
         print(f"{r['watchers']} watchers x {r['changes']} changes: delivered {r['delivered']}/{r['expected']}, "
               f"latency p50 {ms(r['p50_ns']):.1f} ms, p99 {ms(r['p99_ns']):.1f} ms")
+elif kind == "xva":
+    rss = [r for r in rows if r["case"] == "xorest peak RSS"][0]["bytes"]
+    best = {}
+    for r in rows:
+        if "seconds" in r:
+            mbs = r["bytes"] / r["seconds"] / 2**20
+            best[r["case"]] = max(best.get(r["case"], 0), mbs)
+            size = r["bytes"]
+    for case, mbs in best.items():
+        print(f"{case:16} {mbs:8.1f} MiB/s (best of 3, {size / 2**20:.0f} MiB XVA)")
+    print(f"ratio: xorest / direct throughput = {best['xorest .xva'] / best['direct /export']:.2f} (aim: at least 0.95)")
+    print(f"xorest peak RSS: {rss / 2**20:.1f} MiB (aim: at most 64 MiB)")
 else:
     sys.exit(f"unknown kind {kind}")
