@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/xorest/xorest/transfer/nbd"
+	"github.com/xorest/xorest/transfer/vhd"
 )
 
 // BenchmarkReader reads a 1 GiB file-backed nbdkit export through the
-// multi-connection Reader (N = 1, 2, 4), plain and over TLS. Between two
+// multi-connection Reader (N = 1, 2, 4, and N = 2 building a VHD with
+// transfer/vhd, as the preferNbd export does), plain and over TLS. Between two
 // reads it runs `nbdcopy URI null:` against the same server, with its
 // default connections and with -C N, so that both see the same machine
 // load, and reports MB/s for all three and the ratios (x_nbdcopy > 1 means
@@ -44,8 +46,12 @@ func BenchmarkReader(b *testing.B) {
 		{"plain", "nbd://" + plain.addr, plain.options()},
 		{"tls", "nbds://" + secure.addr + "/?tls-certificates=" + certDir, tlsOpts},
 	} {
-		for _, n := range []int{1, 2, 4} {
-			b.Run(fmt.Sprintf("%s/N=%d", srv.name, n), func(b *testing.B) {
+		for _, run := range []struct {
+			n      int
+			format string
+		}{{1, "raw"}, {2, "raw"}, {4, "raw"}, {2, "vhd"}} {
+			n := run.n
+			b.Run(fmt.Sprintf("%s/N=%d/%s", srv.name, n, run.format), func(b *testing.B) {
 				var copyDefault, copyN, copyCPU, readerCPU time.Duration
 				nbdcopyRun := func(args ...string) time.Duration {
 					start := time.Now()
@@ -67,7 +73,20 @@ func BenchmarkReader(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					got, err := io.Copy(io.Discard, r.Raw())
+					var got int64
+					if run.format == "vhd" {
+						// The VHD xorest builds from NBD reads (issue 5's
+						// preferNbd path), against nbdcopy's raw copy.
+						var st *vhd.Stream
+						if st, err = vhd.NewStream(vhd.Options{Size: r.Size()}, vhd.AllBlocks(r.Size()), r); err == nil {
+							if got, err = io.Copy(io.Discard, st); err == nil && got != st.Size() {
+								err = fmt.Errorf("VHD of %d bytes, announced %d", got, st.Size())
+							}
+							got = size
+						}
+					} else {
+						got, err = io.Copy(io.Discard, r.Raw())
+					}
 					r.Close()
 					if err != nil || got != size {
 						b.Fatalf("read %d bytes: %v", got, err)
