@@ -47,6 +47,33 @@ if [[ $only == *" formats "* ]]; then
   go test -run '^$' -bench VsQemu -benchtime 3x ./transfer/vmdk | grep -E '^Benchmark'
   echo "== VHD: dynamic VHD from the same kind of file, xorest vs qemu-img convert -O vpc"
   go test -run '^$' -bench 'FileToVHD|QemuImgConvert' -benchtime 3x ./transfer/vhd | grep -E '^Benchmark'
+  echo "== VHD: dynamic VHD from a 1 GiB sparse raw file (256 MiB data), xorest vs XO's npm vhd-lib"
+  if [ ! -f "$nodedir/node_modules/vhd-lib/package.json" ]; then
+    # vhd-lib 4.15.0 depends on @vates/diff, which the reachable registry does
+    # not serve: install the dependencies createReadableSparseStream needs and
+    # unpack the vhd-lib tarball itself (vhd_node.mjs imports that file only).
+    npm install --prefix "$nodedir" --save-exact --no-audit --no-fund --loglevel=error \
+      async-iterator-to-stream@1.2.0 lodash@4.18.1 uuid@9.0.1 struct-fu@1.2.1
+    (cd "$work" && npm pack --silent vhd-lib@4.15.0 >/dev/null)
+    mkdir -p "$nodedir/node_modules/vhd-lib"
+    tar xzf "$work/vhd-lib-4.15.0.tgz" -C "$nodedir/node_modules/vhd-lib" --strip-components=1
+  fi
+  go build -o "$work/vhdgen" ./internal/bench/vhdgen
+  "$work/vhdgen" -make -in "$work/vhdin.raw"
+  node "$nodedir/vhd_node.mjs" "$work/vhdin.raw" "$work/vhd-lib.vhd" 1 >/dev/null
+  "$work/vhdgen" -in "$work/vhdin.raw" -out "$work/xorest.vhd" -n 1 >/dev/null
+  for v in vhd-lib xorest; do
+    echo "check: qemu-img compare -f raw in.raw -F vpc $v.vhd: $(qemu-img compare -f raw "$work/vhdin.raw" -F vpc "$work/$v.vhd" 2>&1 | tr '\n' ' ')"
+  done
+  echo "generation, output to /dev/null (both write(2) every chunk):"
+  { "$work/vhdgen" -in "$work/vhdin.raw" -out /dev/null -n 3
+    node "$nodedir/vhd_node.mjs" "$work/vhdin.raw" /dev/null 3; } > "$work/vhdgen.jsonl"
+  report vhdgen "$work/vhdgen.jsonl"
+  echo "generation, output to a file in the work dir (includes the filesystem's write cost):"
+  { "$work/vhdgen" -in "$work/vhdin.raw" -out "$work/xorest.vhd" -n 3
+    node "$nodedir/vhd_node.mjs" "$work/vhdin.raw" "$work/vhd-lib.vhd" 3; } > "$work/vhdgen.jsonl"
+  report vhdgen "$work/vhdgen.jsonl"
+  rm -f "$work/vhdin.raw" "$work"/*.vhd
   echo "== NBD: 1 GiB export read through transfer/nbd (N connections) vs nbdcopy, same nbdkit"
   go test -run '^$' -bench Reader -benchtime 3x ./transfer/nbd | grep -E '^Benchmark'
   echo "== S3: 512 MiB multipart upload to versitygw, transfer/s3 vs the SDK's uploaders (same server)"

@@ -1,6 +1,6 @@
 """Prints the JSON lines written by the bench drivers as tables with ratios.
 
-Usage: report.py KIND FILE, where KIND is getall, cold, filter or watch.
+Usage: report.py KIND FILE, where KIND is getall, cold, filter, watch, xva or vhdgen.
 """
 import json
 import sys
@@ -50,5 +50,14 @@ elif kind == "xva":
         print(f"{case:16} {mbs:8.1f} MiB/s (best of 3, {size / 2**20:.0f} MiB XVA)")
     print(f"ratio: xorest / direct throughput = {best['xorest .xva'] / best['direct /export']:.2f} (aim: at least 0.95)")
     print(f"xorest peak RSS: {rss / 2**20:.1f} MiB (aim: at most 64 MiB)")
+elif kind == "vhdgen":
+    best = {}
+    for r in rows:
+        best[r["client"]] = min(best.get(r["client"], r["ns"]), r["ns"])
+        size = r["bytes_in"]
+    for client, ns in best.items():
+        print(f"{client:24} {ms(ns):8.1f} ms  {mib(size) / (ns / 1e9):8.1f} MiB/s of virtual size (best of runs)")
+    ours, peer = list(best.values())[:2]
+    print(f"ratio: {list(best)[1]} time / xorest time = {peer / ours:.2f}x (aim: at least 2x)")
 else:
     sys.exit(f"unknown kind {kind}")
