@@ -19,47 +19,20 @@ import (
 	"time"
 
 	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/internal/peertest"
 )
 
-const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d (or make peers)"
+const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
 
-// repoRoot is the directory of go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// findRIE finds aws-lambda-rie in $XOREST_PEERS_BIN, <repo>/.peers/bin or
-// PATH, and fails the test with the install command when it is missing.
+// findRIE finds aws-lambda-rie and fails the test with the install command
+// when it is missing.
 func findRIE(t *testing.T) string {
 	t.Helper()
-	for _, dir := range []string{os.Getenv("XOREST_PEERS_BIN"), filepath.Join(repoRoot(t), ".peers", "bin")} {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, "aws-lambda-rie")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
+	p, err := peertest.Binary("aws-lambda-rie", rieInstall)
+	if err != nil {
+		t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator): %v", err)
 	}
-	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
-		return p
-	}
-	t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator) is missing; install it with:\n  %s", rieInstall)
-	return ""
+	return p
 }
 
 var (

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/internal/peertest"
 )
 
 const testSecretARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:xapi-AbCdEf"
@@ -20,7 +21,7 @@ const testSecretARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:xapi
 // TestTemplate parses template.yaml with goformation (its SAM schema
 // rejects unknown properties) and checks what the deployment relies on.
 func TestTemplate(t *testing.T) {
-	path := filepath.Join(repoRoot(t), "template.yaml")
+	path := filepath.Join(peertest.MustRepoRoot(t), "template.yaml")
 	tpl, err := goformation.OpenWithOptions(path, &intrinsics.ProcessorOptions{ParameterOverrides: map[string]interface{}{
 		"XapiUrls":              "https://10.0.0.10,https://10.0.1.10",
 		"XapiPasswordSecretArn": testSecretARN,

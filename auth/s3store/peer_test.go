@@ -7,44 +7,29 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/xorest/xorest/internal/peertest"
 )
 
 const (
 	peerAccessKey = "testkey"
 	peerSecretKey = "testsecret"
-	// peerInstall is how the test peer is installed (scripts/install-peers.sh).
-	peerInstall = "GOBIN=<repo>/.peers/bin go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 )
-
-// versitygw is one running server.
-type versitygw struct {
-	endpoint string
-	cmd      *exec.Cmd
-	dir      string
-	log      bytes.Buffer
-	exited   chan struct{}
-}
 
 // peerState is the package's one server, started on first use.
 type peerState struct {
 	once sync.Once
-	gw   *versitygw
+	gw   *peertest.VersityGW
 	err  error
 }
 
@@ -54,7 +39,7 @@ var testPeer peerState
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if testPeer.gw != nil {
-		testPeer.gw.stop()
+		testPeer.gw.Stop()
 	}
 	os.Exit(code)
 }
@@ -63,109 +48,11 @@ func TestMain(m *testing.M) {
 // first use. It fails the test with an install hint when versitygw is missing.
 func startPeer(tb testing.TB) string {
 	tb.Helper()
-	testPeer.once.Do(func() { testPeer.gw, testPeer.err = launchVersitygw() })
+	testPeer.once.Do(func() { testPeer.gw, testPeer.err = peertest.StartVersityGW(peerAccessKey, peerSecretKey) })
 	if testPeer.err != nil {
 		tb.Fatalf("versitygw (the S3 test peer): %v", testPeer.err)
 	}
-	return testPeer.gw.endpoint
-}
-
-// findVersitygw looks in $XOREST_PEERS_BIN, then <repo>/.peers/bin, then PATH.
-func findVersitygw() (string, error) {
-	var tried []string
-	if dir := os.Getenv("XOREST_PEERS_BIN"); dir != "" {
-		tried = append(tried, dir)
-		if p := filepath.Join(dir, "versitygw"); isExecutable(p) {
-			return p, nil
-		}
-	}
-	if root, err := repoRoot(); err == nil {
-		dir := filepath.Join(root, ".peers", "bin")
-		tried = append(tried, dir)
-		if p := filepath.Join(dir, "versitygw"); isExecutable(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("not found in %s or PATH; install it with:\n\t%s\n(or run `make peers`)", strings.Join(tried, ", "), peerInstall)
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-func launchVersitygw() (*versitygw, error) {
-	bin, err := findVersitygw()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "xorest-s3store-versitygw-")
-	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	g := &versitygw{endpoint: "http://" + addr, dir: dir, exited: make(chan struct{})}
-	g.cmd = exec.Command(bin, "--port", addr, "--quiet", "posix", dir)
-	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+peerAccessKey, "ROOT_SECRET_ACCESS_KEY="+peerSecretKey)
-	g.cmd.Stdout = &g.log
-	g.cmd.Stderr = &g.log
-	if err := g.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() { g.cmd.Wait(); close(g.exited) }()
-
-	// Any HTTP answer (403 without credentials) means it is serving.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(g.endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return g, nil
-		}
-		select {
-		case <-g.exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("%s exited before answering: %s", bin, g.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			g.stop()
-			return nil, fmt.Errorf("%s did not answer on %s: %v", bin, addr, err)
-		}
-	}
-}
-
-func (g *versitygw) stop() {
-	g.cmd.Process.Kill()
-	<-g.exited
-	os.RemoveAll(g.dir)
+	return testPeer.gw.Endpoint
 }
 
 // peerConfig is a Config for the peer, without bucket.
