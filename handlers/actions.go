@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
@@ -35,8 +36,10 @@ import (
 // actionParam is one parameter of an action, in XO's JSON schema dialect:
 // required unless optional; strings non-empty.
 type actionParam struct {
-	name        string
-	typ         string // "string", "boolean", "integer" or "array" (of objects)
+	name string
+	typ  string // "string", "boolean", "integer" or "array" (of objects)
+	// enum, for a string, lists its allowed values.
+	enum        []string
 	optional    bool
 	description string
 	// kind: the parameter is the id of an object of this xo kind in the
@@ -60,10 +63,15 @@ type action struct {
 	// check, if set, reports problems among valid parameters (conflicts,
 	// dependencies) as field errors, before anything runs.
 	check func(args map[string]any) []fieldError
+	// ready, if set, reports why the server cannot run the action (a
+	// missing configuration), before anything runs.
+	ready func(s *server, args map[string]any) error
 }
 
 // actionCall is one invocation of an action.
 type actionCall struct {
+	srv    *server
+	task   xapi.Ref // the task the action reports on
 	client *xapi.Client
 	pool   *xo.Pool
 	ref    xapi.Ref  // the object acted on
@@ -100,13 +108,14 @@ type actionCollection struct {
 // actionCollections returns every collection with actions.
 func actionCollections() []actionCollection {
 	return []actionCollection{
-		{name: "vms", kind: "VM", typ: "VM", actions: vmActions()},
-		{name: "vm-snapshots", kind: "VM-snapshot", typ: "VM-snapshot", actions: vmSnapshotActions()},
-		{name: "vm-templates", kind: "VM-template", typ: "VM-template", actions: vmTemplateActions()},
+		{name: "vms", kind: "VM", typ: "VM", actions: append(vmActions(), exportVMAction("vms"))},
+		{name: "vm-snapshots", kind: "VM-snapshot", typ: "VM-snapshot", actions: append(vmSnapshotActions(), exportVMAction("vm-snapshots"))},
+		{name: "vm-templates", kind: "VM-template", typ: "VM-template", actions: append(vmTemplateActions(), exportVMAction("vm-templates"))},
 		{name: "pools", kind: "pool", typ: "pool", actions: poolActions()},
 		{name: "hosts", kind: "host", typ: "host", actions: hostActions()},
 		{name: "srs", kind: "SR", typ: "SR", actions: srActions()},
-		{name: "vdis", kind: "VDI", typ: "VDI", actions: vdiActions()},
+		{name: "vdis", kind: "VDI", typ: "VDI", actions: append(vdiActions(), exportDiskAction("vdis"))},
+		{name: "vdi-snapshots", kind: "VDI-snapshot", typ: "VDI-snapshot", actions: []action{exportDiskAction("vdi-snapshots")}},
 		{name: "vbds", kind: "VBD", typ: "VBD", actions: plugActions("VBD")},
 		{name: "vifs", kind: "VIF", typ: "VIF", actions: plugActions("VIF")},
 	}
@@ -129,6 +138,9 @@ func xoProperties(params []actionParam) map[string]any {
 		s := map[string]any{"type": p.typ}
 		if p.optional {
 			s["optional"] = true
+		}
+		if p.enum != nil {
+			s["enum"] = p.enum
 		}
 		if p.description != "" {
 			s["description"] = p.description
@@ -153,6 +165,9 @@ func objectSchema(params []actionParam) map[string]any {
 		switch p.typ {
 		case "string":
 			s["minLength"] = 1
+			if p.enum != nil {
+				s["enum"] = p.enum
+			}
 		case "integer":
 			s["minimum"] = 0
 		case "array":
@@ -296,6 +311,10 @@ func validateMembers(params []actionParam, pool *xo.Pool, body map[string]json.R
 				*errs = append(*errs, fieldError{name, "must not be empty"})
 				continue
 			}
+			if p.enum != nil && !slices.Contains(p.enum, s) {
+				*errs = append(*errs, fieldError{name, "must be one of " + strings.Join(p.enum, ", ")})
+				continue
+			}
 			v = s
 		case "boolean":
 			var b bool
@@ -365,13 +384,19 @@ func (s *server) runAction(c actionCollection, act action) HandlerFunc {
 		if err != nil {
 			return err
 		}
-		call := &actionCall{client: pool.Client(), pool: pool, ref: ref, obj: obj, args: args, refs: refs}
+		if act.ready != nil {
+			if err := act.ready(s, args); err != nil {
+				return err
+			}
+		}
+		call := &actionCall{srv: s, client: pool.Client(), pool: pool, ref: ref, obj: obj, args: args, refs: refs}
 		ctx, cancel := detach(r.Context())
 		task, taskID, err := startTask(ctx, call.client, "REST API: "+act.name+" "+c.typ, idString(obj["uuid"]))
 		if err != nil {
 			cancel()
 			return err
 		}
+		call.task = task
 		type outcome struct {
 			result any
 			err    error

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/xorest/xorest/xo"
+	"github.com/xorest/xorest/xo/xapi"
 )
 
 // A transfer is a request on a file name of an object, <id>.<ext> (§E):
@@ -101,17 +102,50 @@ func (s *server) exportXVA(w http.ResponseWriter, r *http.Request, c collection,
 	if err != nil {
 		return err
 	}
-	d, err := pool.Client().GetExport(r.Context(), "/export/", url.Values{
-		"ref": {string(ref)}, "use_compression": {comp},
-	}, "xorest: export "+c.noun+" "+id)
+	st, err := openXVA(r.Context(), pool.Client(), ref, comp, "xorest: export "+c.noun+" "+id)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
-	defer d.Close()
+	defer st.end(nil)
 	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Type", st.contentType)
 	h.Set("Content-Disposition", attachment(nameOf(obj, id), ".xva"))
-	return s.stream(w, r, d, -1)
+	return s.stream(w, r, st, st.size)
+}
+
+// exportStream is the content of an export, as the HTTP routes and the
+// export action consume it.
+type exportStream struct {
+	io.Reader
+	// size is the exact length, or -1 when not known beforehand.
+	size        int64
+	contentType string
+	// end releases the stream; outcome is nil when it was read completely.
+	end func(outcome error)
+}
+
+// openXVA opens XAPI's GET /export of a VM with use_compression comp
+// ("false", "true" or "zstd").
+func openXVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref, comp, label string) (*exportStream, error) {
+	d, err := xc.GetExport(ctx, "/export/", url.Values{"ref": {string(ref)}, "use_compression": {comp}}, label)
+	if err != nil {
+		return nil, err
+	}
+	return &exportStream{Reader: d, size: -1, contentType: "application/octet-stream", end: func(error) { _ = d.Close() }}, nil
+}
+
+// openDisk opens XAPI's GET /export_raw_vdi of a disk of virtual size
+// size in format ("raw": exactly size bytes; "vhd": length unknown).
+func openDisk(ctx context.Context, xc *xapi.Client, ref xapi.Ref, format string, size int64, label string) (*exportStream, error) {
+	d, err := xc.GetExport(ctx, "/export_raw_vdi", url.Values{"vdi": {string(ref)}, "format": {format}}, label)
+	if err != nil {
+		return nil, err
+	}
+	st := &exportStream{Reader: d, size: -1, contentType: "application/vhd", end: func(error) { _ = d.Close() }}
+	if format == "raw" {
+		st.size, st.contentType = size, "application/octet-stream"
+	}
+	return st, nil
 }
 
 // exportRaw answers GET /rest/v0/<vdi collection>/<id>.raw: the disk's
@@ -145,23 +179,15 @@ func (s *server) exportDisk(w http.ResponseWriter, r *http.Request, c collection
 			return err
 		}
 	}
-	d, err := pool.Client().GetExport(r.Context(), "/export_raw_vdi", url.Values{
-		"vdi": {string(ref)}, "format": {format},
-	}, "xorest: export "+c.noun+" "+id+"."+format)
+	st, err := openDisk(r.Context(), pool.Client(), ref, format, int64(num(obj["size"])), "xorest: export "+c.noun+" "+id+"."+format)
 	if err != nil {
 		return fmt.Errorf("export %s.%s: %w", id, format, err)
 	}
-	defer d.Close()
+	defer st.end(nil)
 	h := w.Header()
-	size := int64(-1)
-	if format == "raw" {
-		h.Set("Content-Type", "application/octet-stream")
-		size = int64(num(obj["size"]))
-	} else {
-		h.Set("Content-Type", "application/vhd")
-	}
+	h.Set("Content-Type", st.contentType)
 	h.Set("Content-Disposition", attachment(nameOf(obj, id), "."+format))
-	return s.stream(w, r, d, size)
+	return s.stream(w, r, st, st.size)
 }
 
 // stream copies body to w with a 200 (and a Content-Length if size is not

@@ -127,46 +127,62 @@ func vhdBlocks(ctx context.Context, xc *xapi.Client, vdi xapi.Ref) ([]int64, err
 // with nothing written, when NBD is not available (no NBD network, no
 // connection), to fall back on the HTTP export as XO does.
 func (s *server) exportDiskNBD(w http.ResponseWriter, r *http.Request, xc *xapi.Client, ref xapi.Ref, size int64, format, name string, conns int) (bool, error) {
-	ctx := r.Context()
+	st, err := s.openDiskNBD(r.Context(), xc, ref, size, format, name, conns)
+	if err != nil || st == nil {
+		return false, err
+	}
+	outcome := errAborted
+	defer func() { st.end(outcome) }()
+	h := w.Header()
+	h.Set("Content-Type", st.contentType)
+	h.Set("Content-Disposition", attachment(name, "."+format))
+	outcome = s.stream(w, r, st, st.size)
+	return true, outcome
+}
+
+// openDiskNBD opens a disk export read from NBD, raw or as a VHD, with its
+// exact length; nil (and no error) when NBD is not available, to fall back
+// on the HTTP export as XO does. The reads show their progress on a task
+// of their own, which the stream's end closes.
+func (s *server) openDiskNBD(ctx context.Context, xc *xapi.Client, ref xapi.Ref, size int64, format, name string, conns int) (*exportStream, error) {
 	endpoints, err := nbdEndpoints(ctx, xc, ref)
 	if err != nil || len(endpoints) == 0 {
 		s.log.DebugContext(ctx, "no NBD, HTTP export", "vdi", string(ref), "error", fmt.Sprint(err))
-		return false, nil
+		return nil, nil
 	}
 	var blocks []int64
 	if format == "vhd" {
 		if blocks, err = vhdBlocks(ctx, xc, ref); err != nil {
-			return false, fmt.Errorf("VHD block map: %w", err)
+			return nil, fmt.Errorf("VHD block map: %w", err)
 		}
 	}
 	rd, err := nbd.NewReader(ctx, nbd.ReaderOptions{Endpoints: endpoints, Connections: conns, Blocks: blocks})
 	if err != nil {
 		s.log.InfoContext(ctx, "NBD connection failed, HTTP export", "vdi", string(ref), "error", err.Error())
-		return false, nil
+		return nil, nil
 	}
-	defer rd.Close()
 	var body io.Reader = rd.Raw()
 	length := rd.Size()
-	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
+	contentType := "application/octet-stream"
 	if format == "vhd" {
 		st, err := vhd.NewStream(vhd.Options{Size: size}, blocks, rd)
 		if err != nil {
-			return false, fmt.Errorf("VHD stream: %w", err)
+			_ = rd.Close()
+			return nil, fmt.Errorf("VHD stream: %w", err)
 		}
 		body, length = st, st.Size()
-		h.Set("Content-Type", "application/vhd")
+		contentType = "application/vhd"
 	}
-	h.Set("Content-Disposition", attachment(name, "."+format))
 	// The reads are the client's: a task of its own shows their progress.
 	p, err := xc.StartProgress(ctx, "Exporting content of VDI "+name+" using NBD", "xorest: "+format+" export over NBD", length)
 	if err != nil {
-		return false, err
+		_ = rd.Close()
+		return nil, err
 	}
-	outcome := errAborted
-	defer func() { p.Done(outcome) }()
-	outcome = s.stream(w, r, p.Reader(body), length)
-	return true, outcome
+	return &exportStream{Reader: p.Reader(body), size: length, contentType: contentType, end: func(outcome error) {
+		_ = rd.Close()
+		p.Done(outcome)
+	}}, nil
 }
 
 // errAborted is the outcome of an NBD export whose response was aborted.

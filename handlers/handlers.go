@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xorest/xorest/auth"
+	"github.com/xorest/xorest/transfer/s3"
 	"github.com/xorest/xorest/xo"
 )
 
@@ -66,6 +67,14 @@ type Config struct {
 	MaxBodyBytes int64
 	// Now is the clock (token creation and expiry); nil means time.Now.
 	Now func() time.Time
+	// S3 stores what the export action exports; nil answers that action
+	// with a 501.
+	S3 *s3.Client
+	// S3Bucket is the bucket of exports whose body names none.
+	S3Bucket string
+	// PresignExpiry is the validity of the download URL of an export; 0
+	// means DefaultPresignExpiry.
+	PresignExpiry time.Duration
 }
 
 // server holds the configuration and the routes of one handler.
@@ -179,6 +188,9 @@ func (s *server) handler() http.Handler {
 func newServer(cfg Config) (*server, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("handlers: Config.Tokens is required")
+	}
+	if cfg.PresignExpiry < 0 || cfg.PresignExpiry > s3.MaxPresignExpiry {
+		return nil, fmt.Errorf("handlers: Config.PresignExpiry %s not in [0, %s]", cfg.PresignExpiry, s3.MaxPresignExpiry)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -1,0 +1,243 @@
+package handlers
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/xorest/xorest/internal/peertest"
+	"github.com/xorest/xorest/transfer/s3"
+	"github.com/xorest/xorest/xo/xapisim"
+)
+
+// s3Peer starts a versitygw for the test, creates bucket in it and returns
+// a client; it fails the test when versitygw is missing.
+func s3Peer(t *testing.T, bucket string) *s3.Client {
+	t.Helper()
+	gw, err := peertest.StartVersityGW("testkey", "testsecret")
+	if err != nil {
+		t.Fatalf("versitygw (the S3 test peer): %v", err)
+	}
+	t.Cleanup(gw.Stop)
+	c, err := s3.New(t.Context(), s3.Config{
+		Endpoint: gw.Endpoint, Region: "us-east-1", UsePathStyle: true,
+		AccessKeyID: "testkey", SecretAccessKey: "testsecret",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.API().CreateBucket(t.Context(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatalf("CreateBucket: %v", err)
+	}
+	return c
+}
+
+// exportFixture serves a simulated pool with 12 MiB disks (multipart
+// uploads) over loopback HTTP, exporting to a versitygw bucket.
+func exportFixture(t *testing.T, mod ...func(*Config)) (*simFixture, string, *s3.Client) {
+	t.Helper()
+	const bucket = "exports"
+	client := s3Peer(t, bucket)
+	m := xapisim.Default()
+	m.DiskSize = 12 << 20
+	sf := newSimFixture(t, []xapisim.Model{m}, append([]func(*Config){func(c *Config) {
+		c.S3, c.S3Bucket = client, bucket
+	}}, mod...)...)
+	ts := httptest.NewServer(sf.h)
+	t.Cleanup(ts.Close)
+	return sf, ts.URL, client
+}
+
+// download GETs a presigned URL with plain net/http.
+func download(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET presigned URL: %d %s", resp.StatusCode, readAll(t, resp))
+	}
+	return readAll(t, resp)
+}
+
+// direct GETs an export route of the fixture.
+func (sf *simFixture) direct(t *testing.T, base, target string) []byte {
+	t.Helper()
+	resp := sf.transfer(t, t.Context(), "GET", base+BasePath+target, nil, 0)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", target, resp.StatusCode, readAll(t, resp))
+	}
+	return readAll(t, resp)
+}
+
+func TestExportActionToS3(t *testing.T) {
+	sf, base, client := exportFixture(t)
+	vm := sf.idOf(t, "vms", "vm1")
+	vdi := sf.idOf(t, "vdis", "vm1 disk 0")
+	if _, err := sf.sims[0].WriteVDIAt(vdi, bytes.Repeat([]byte("s3 export "), 300_000), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		target string
+		body   string
+		key    string // "" : the default key, under prefix
+		prefix string
+		xva    bool
+		want   func(t *testing.T) []byte
+	}{
+		{name: "halted VM as XVA", target: "/vms/" + vm, body: `{"format": "xva"}`, prefix: "xorest/vms/" + vm + "/", xva: true,
+			want: func(t *testing.T) []byte { return sf.direct(t, base, "/vms/"+vm+".xva") }},
+		{name: "VDI as raw, named key", target: "/vdis/" + vdi, body: `{"format": "raw", "key": "disks/d.raw"}`, key: "disks/d.raw",
+			want: func(t *testing.T) []byte { return sf.vdiBytes(t, vdi, 12<<20) }},
+		{name: "VDI as raw, preferNbd without NBD falls back", target: "/vdis/" + vdi, body: `{"format": "raw", "preferNbd": true, "nbdConcurrency": 2}`, prefix: "xorest/vdis/" + vdi + "/",
+			want: func(t *testing.T) []byte { return sf.vdiBytes(t, vdi, 12<<20) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := sf.send(t, "POST", BasePath+tt.target+"/actions/export?sync", tt.body)
+			if rec.Code != 200 {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			var res struct {
+				Bucket, Key, ETag, URL string
+				Size                   int64
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+				t.Fatalf("%v: %s", err, rec.Body)
+			}
+			if res.Bucket != "exports" || (tt.key != "" && res.Key != tt.key) || (tt.prefix != "" && !strings.HasPrefix(res.Key, tt.prefix)) {
+				t.Errorf("bucket %q key %q", res.Bucket, res.Key)
+			}
+			got := download(t, res.URL)
+			want := tt.want(t)
+			if int64(len(got)) != res.Size {
+				t.Errorf("stored %d bytes, result size %d", len(got), res.Size)
+			}
+			if tt.xva {
+				// Two exports differ in ova.xml (XAPI's metadata of the
+				// moment); the disk data must not.
+				got, want = xvaData(t, got), xvaData(t, want)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("stored %d bytes (result size %d), export %d bytes, equal %v", len(got), res.Size, len(want), bytes.Equal(got, want))
+			}
+			head, err := client.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String(res.Bucket), Key: aws.String(res.Key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Trim(aws.ToString(head.ETag), `"`) != res.ETag {
+				t.Errorf("etag %q, object's %q", res.ETag, aws.ToString(head.ETag))
+			}
+		})
+	}
+}
+
+func TestExportActionFailureLeavesNothing(t *testing.T) {
+	sf, _, client := exportFixture(t)
+	running := sf.idOf(t, "vms", "vm0")
+	rec := sf.send(t, "POST", BasePath+"/vms/"+running+"/actions/export", `{"key": "failed.xva"}`)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	task := sf.waitEnded(t, rec.Header().Get("Location"))
+	if task["status"] != "failure" || !strings.Contains(errorText(mustJSON(t, task)), "VM_BAD_POWER_STATE") {
+		t.Fatalf("task %v", task)
+	}
+	ups, err := client.API().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("exports")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("multipart uploads left: %d", len(ups.Uploads))
+	}
+	_, err = client.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("exports"), Key: aws.String("failed.xva")})
+	var nf *types.NotFound
+	if !errors.As(err, &nf) {
+		t.Errorf("HeadObject of the failed export: %v, want NotFound", err)
+	}
+}
+
+func TestExportActionRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		mod    func(*Config)
+		body   string
+		status int
+		has    string
+	}{
+		{name: "no S3", mod: func(c *Config) { c.S3 = nil }, body: `{}`, status: http.StatusNotImplemented, has: "not configured"},
+		{name: "no bucket", mod: func(c *Config) { c.S3Bucket = "" }, body: `{}`, status: http.StatusUnprocessableEntity, has: "bucket"},
+		{name: "bad format", body: `{"format": "vmdk"}`, status: http.StatusUnprocessableEntity, has: "must be one of xva, ova"},
+		{name: "compress with ova", body: `{"format": "ova", "compress": "gzip"}`, status: http.StatusUnprocessableEntity, has: "xva format only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mods []func(*Config)
+			if tt.mod != nil {
+				mods = append(mods, tt.mod)
+			}
+			sf, _, _ := exportFixture(t, mods...)
+			before := sf.taskCount(t)
+			rec := sf.send(t, "POST", BasePath+"/vms/"+sf.idOf(t, "vms", "vm1")+"/actions/export?sync", tt.body)
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.has) {
+				t.Errorf("status %d %s, want %d with %q", rec.Code, rec.Body, tt.status, tt.has)
+			}
+			if n := sf.taskCount(t); n != before {
+				t.Errorf("%d tasks, %d before", n, before)
+			}
+		})
+	}
+}
+
+// mustJSON encodes v.
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// xvaData is the contents of the members of an XVA but ova.xml,
+// concatenated in order.
+func xvaData(t *testing.T, b []byte) []byte {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(b))
+	var out []byte
+	members := 0
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("XVA: %v", err)
+		}
+		if h.Name == "ova.xml" {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("XVA %s: %v", h.Name, err)
+		}
+		out = append(out, data...) // member names carry per-export refs
+		members++
+	}
+	if members == 0 {
+		t.Fatal("XVA without disk data")
+	}
+	return out
+}
