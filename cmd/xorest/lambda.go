@@ -37,6 +37,8 @@ import (
 //	XOREST_TOKEN_STORE           default file:/tmp/xorest/tokens.json (per instance)
 //	XOREST_LAMBDA_MODE           auto (default), v1, v2 or stream
 //	XOREST_LOG_LEVEL, XOREST_LOG_FORMAT (default json)
+//	XOREST_S3_BUCKET             default bucket of the export action (none: off);
+//	XOREST_S3_ENDPOINT, XOREST_S3_PATH_STYLE, XOREST_S3_PRESIGN_EXPIRY as for serve
 type lambdaConfig struct {
 	xapi         multiFlag
 	xapiUser     string
@@ -47,6 +49,7 @@ type lambdaConfig struct {
 	mode         deploy.Mode
 	logLevel     string
 	logFormat    string
+	s3           exportS3Config
 	password     passwordSource
 }
 
@@ -72,6 +75,7 @@ func parseLambda(getenv func(string) string) (lambdaConfig, error) {
 	fs.StringVar(&mode, "lambda-mode", "auto", "auto, v1, v2 or stream")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "text or json")
+	cfg.s3.register(fs)
 	if err := parseFlags(fs, nil, getenv); err != nil {
 		return cfg, err
 	}
@@ -153,19 +157,24 @@ func lambdaWaitTimeout(mode deploy.Mode) time.Duration {
 // newAPIHandler builds the /rest/v0 handler as serve does, for the pools
 // in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait
 // requests (0: the handlers' default). The caller closes the pools.
-func newAPIHandler(log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration) (http.Handler, *xo.Pools, error) {
+func newAPIHandler(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config) (http.Handler, *xo.Pools, error) {
+	hc := handlers.Config{
+		Logger:      log,
+		Tokens:      store,
+		VerifyBasic: verifyBasic(opts[0]),
+		WaitTimeout: waitTimeout,
+	}
+	if err := exports.apply(ctx, &hc); err != nil {
+		return nil, nil, err
+	}
 	pools, err := xo.New(xo.Config{XAPI: opts})
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := handlers.New(handlers.Config{
-		Logger:      log,
-		Tokens:      store,
-		Pools:       pools,
-		VerifyBasic: verifyBasic(opts[0]),
-		WaitTimeout: waitTimeout,
-	})
+	hc.Pools = pools
+	h, err := handlers.New(hc)
 	if err != nil {
+		_ = pools.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
 	return h, pools, nil
@@ -206,7 +215,7 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
 		}
 	}
-	h, _, err := newAPIHandler(log, store, opts, lambdaWaitTimeout(cfg.mode))
+	h, _, err := newAPIHandler(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ type serveConfig struct {
 	tokenStore   string
 	logLevel     string
 	logFormat    string
+	s3           exportS3Config
 }
 
 func parseServe(args []string, getenv func(string) string) (serveConfig, error) {
@@ -47,6 +48,7 @@ func parseServe(args []string, getenv func(string) string) (serveConfig, error) 
 	fs.StringVar(&cfg.tokenStore, "token-store", defaultTokenStore(getenv), "where tokens are stored: file:PATH or s3://bucket/prefix")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
+	cfg.s3.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return cfg, err
 	}
@@ -129,12 +131,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("closing the XAPI sessions", "error", err)
 		}
 	}()
-	h, err := handlers.New(handlers.Config{
+	hc := handlers.Config{
 		Logger:      log,
 		Tokens:      store,
 		Pools:       pools,
 		VerifyBasic: verifyBasic(opts[0]),
-	})
+	}
+	if err := cfg.s3.apply(ctx, &hc); err != nil {
+		return err
+	}
+	h, err := handlers.New(hc)
 	if err != nil {
 		return err
 	}
