@@ -297,3 +297,31 @@ func TestExportActionOverNBD(t *testing.T) {
 		t.Fatalf("stored %d bytes, VDI %d, equal false", len(got), len(want))
 	}
 }
+
+func TestExactReader(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    string
+		expect  int64
+		wantErr bool
+	}{
+		{name: "exact", data: "abcdef", expect: 6},
+		{name: "empty", data: "", expect: 0},
+		{name: "short", data: "abc", expect: 6, wantErr: true},
+		{name: "long", data: "abcdefg", expect: 6, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := io.ReadAll(&exactReader{r: strings.NewReader(tt.data), expect: tt.expect})
+			if tt.wantErr {
+				if !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("err %v, want ErrUnexpectedEOF", err)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.data {
+				t.Fatalf("%q, %v", got, err)
+			}
+		})
+	}
+}
