@@ -147,7 +147,7 @@ func exportToS3(ctx context.Context, a *actionCall, collection, format string, o
 		return nil, err
 	}
 	return map[string]any{
-		"bucket": res.Bucket, "key": res.Key, "size": res.Size,
+		"bucket": res.Bucket, "key": res.Key, "size": float64(res.Size), // a JSON number in the task too
 		"etag": strings.Trim(res.ETag, `"`), "url": u,
 	}, nil
 }

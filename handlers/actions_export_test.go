@@ -325,3 +325,30 @@ func TestExactReader(t *testing.T) {
 		})
 	}
 }
+
+func TestExportActionTaskResult(t *testing.T) {
+	sf, _, _ := exportFixture(t)
+	vdi := sf.idOf(t, "vdis", "vm1 disk 0")
+	rec := sf.send(t, "POST", BasePath+"/vdis/"+vdi+"/actions/export", `{"format": "raw", "key": "task/result.raw"}`)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	task := sf.waitEnded(t, rec.Header().Get("Location"))
+	if task["status"] != "success" {
+		t.Fatalf("task %v", task)
+	}
+	b := mustJSON(t, task["result"])
+	var res struct {
+		Bucket, Key, ETag, URL string
+		Size                   int64
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("result %s: %v", b, err)
+	}
+	if res.Bucket != "exports" || res.Key != "task/result.raw" || res.Size != 12<<20 || res.ETag == "" {
+		t.Fatalf("result %s", b)
+	}
+	if got := download(t, res.URL); !bytes.Equal(got, sf.vdiBytes(t, vdi, 12<<20)) {
+		t.Fatal("stored bytes differ from the VDI")
+	}
+}
