@@ -352,3 +352,32 @@ func TestExportActionTaskResult(t *testing.T) {
 		t.Fatal("stored bytes differ from the VDI")
 	}
 }
+
+func TestExportActionCompress(t *testing.T) {
+	sf, _, _ := exportFixture(t)
+	vm := sf.idOf(t, "vms", "vm1")
+	tests := []struct {
+		name, compress string
+		magic          []byte
+	}{
+		{name: "gzip", compress: "gzip", magic: []byte{0x1f, 0x8b}},
+		{name: "zstd", compress: "zstd", magic: []byte{0x28, 0xb5, 0x2f, 0xfd}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := sf.send(t, "POST", BasePath+"/vms/"+vm+"/actions/export?sync", `{"compress": "`+tt.compress+`"}`)
+			if rec.Code != 200 {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			var res struct {
+				Key, URL string
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil {
+				t.Fatal(err)
+			}
+			if got := download(t, res.URL); !bytes.HasPrefix(got, tt.magic) || !strings.HasSuffix(res.Key, ".xva") {
+				t.Fatalf("key %q, object starts % x", res.Key, got[:min(8, len(got))])
+			}
+		})
+	}
+}
