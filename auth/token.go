@@ -106,7 +106,9 @@ func New(p NewParams) (secret string, t Token, err error) {
 	}
 	secret = base64.RawURLEncoding.EncodeToString(buf[:secretBytes])
 	t = Token{
-		ID:          base64.RawURLEncoding.EncodeToString(buf[secretBytes:]),
+		// Hex, so that an ID never starts with "-" and reads as a flag on
+		// the command line (xorest token revoke ID).
+		ID:          hex.EncodeToString(buf[secretBytes:]),
 		Hash:        Hash(secret),
 		User:        p.User,
 		Description: p.Description,

@@ -157,3 +157,17 @@ func FuzzParseExpiresIn(f *testing.F) {
 		}
 	})
 }
+
+// TestIDsAreHex guards the command line: a token ID must never start with
+// "-", or `xorest token revoke ID` would read it as a flag.
+func TestIDsAreHex(t *testing.T) {
+	for range 500 {
+		_, tok, err := New(NewParams{User: "root", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tok.ID) != 24 || strings.Trim(tok.ID, "0123456789abcdef") != "" {
+			t.Fatalf("ID %q: want 24 lowercase hex digits", tok.ID)
+		}
+	}
+}

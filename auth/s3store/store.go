@@ -52,8 +52,8 @@ const rollbackTimeout = 10 * time.Second
 // hashRE is the form of auth.Hash: 64 lowercase hex digits.
 var hashRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// idRE is what the store accepts as a token ID: auth.New makes 16 base64url
-// characters; anything that could change the meaning of a key is refused.
+// idRE is what the store accepts as a token ID: auth.New makes 24 hex
+// digits; anything that could change the meaning of a key is refused.
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // Store is an auth.Store in an S3 bucket. Several Store values (processes,
