@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +28,8 @@ func (s *server) importRoutes() []route {
 		},
 		{
 			method: "POST", pattern: BasePath + "/srs/{id}/vdis", handler: s.importNewVDI, tag: "srs",
-			summary: "Create a VDI on the SR from a VHD body (?raw=true: a raw image; name_label, name_description), sized from the VHD footer or the Content-Length",
+			summary: "Create a VDI on the SR from a VHD body (?raw: a raw image; name_label, name_description), sized from the VHD footer or the Content-Length",
+			params:  []string{"raw"},
 			resp:    createdResp("The new VDI's id"),
 		},
 		{
@@ -134,14 +134,8 @@ func (s *server) importIntoVDI(w http.ResponseWriter, r *http.Request) error {
 func (s *server) importNewVDI(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	format := "vhd"
-	if q.Has("raw") {
-		raw, err := strconv.ParseBool(q.Get("raw"))
-		if err != nil {
-			return paramError("raw", "must be true or false", q.Get("raw"))
-		}
-		if raw {
-			format = "raw"
-		}
+	if queryOf(r).Raw { // a bare ?raw or raw=true, as every flag
+		format = "raw"
 	}
 	length, err := bodyLength(r)
 	if err != nil {

@@ -126,6 +126,7 @@ func TestImportNewVDI(t *testing.T) {
 	}{
 		{name: "vhd", query: "?name_label=from-vhd", body: vhdData, status: 201, label: "from-vhd"},
 		{name: "raw", query: "?raw=true&name_label=from-raw&name_description=d", body: want, status: 201, label: "from-raw"},
+		{name: "bare raw flag", query: "?raw&name_label=bare-raw", body: want, status: 201, label: "bare-raw"},
 		{name: "truncated vhd", query: "", body: vhdData[:len(vhdData)-1024], status: 0},
 		{name: "bad raw flag", query: "?raw=maybe", body: want, status: 422},
 	}
