@@ -2,7 +2,6 @@ package xapisim
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -482,7 +481,5 @@ func updateHostAllowedOperations(tx *Tx, ref string) {
 	if mr, ok := tx.GetClass("host_metrics", str(rec, "metrics")); ok && !mr["live"].(bool) {
 		ops = []string{"power_on"}
 	}
-	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
-		tx.Modify(ref)["allowed_operations"] = ops
-	}
+	setAllowedOperations(tx, ref, rec, ops)
 }

@@ -389,3 +389,25 @@ func mac(prefix byte, n int) string {
 func epochString(t time.Time) string {
 	return fmt.Sprintf("%d.", t.Unix())
 }
+
+// allowedOperations returns, in order, the candidate operations that
+// allowed accepts: allowed_operations computed from the same checker that
+// produces the operations' errors.
+func allowedOperations(candidates []string, allowed func(op string) bool) []string {
+	ops := []string{}
+	for _, op := range candidates {
+		if allowed(op) {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// setAllowedOperations stores ops as the allowed_operations of ref (whose
+// record is rec), touching the object, and so emitting a mod event, only
+// when they changed.
+func setAllowedOperations(tx *Tx, ref string, rec Record, ops []string) {
+	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
+		tx.Modify(ref)["allowed_operations"] = ops
+	}
+}

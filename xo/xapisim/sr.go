@@ -270,7 +270,5 @@ func updateSRAllowedOperations(tx *Tx, sr string) {
 		// An SR no host sees only accepts plug, forget and PBD changes.
 		ops = []string{"forget", "plug", "pbd_create", "pbd_destroy", "destroy"}
 	}
-	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
-		tx.Modify(sr)["allowed_operations"] = ops
-	}
+	setAllowedOperations(tx, sr, rec, ops)
 }

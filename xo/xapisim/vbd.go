@@ -78,15 +78,8 @@ func updateVBDAllowedOperations(tx *Tx, ref string) {
 	if !ok {
 		return
 	}
-	ops := []string{}
-	for _, op := range []string{"attach", "eject", "insert", "plug", "unplug", "unplug_force", "pause", "unpause"} {
-		if vbdOperationError(tx, ref, op) == nil {
-			ops = append(ops, op)
-		}
-	}
-	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
-		tx.Modify(ref)["allowed_operations"] = ops
-	}
+	ops := allowedOperations([]string{"attach", "eject", "insert", "plug", "unplug", "unplug_force", "pause", "unpause"}, func(op string) bool { return vbdOperationError(tx, ref, op) == nil })
+	setAllowedOperations(tx, ref, rec, ops)
 }
 
 // registerVBD registers the VBD messages.

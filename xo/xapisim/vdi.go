@@ -71,17 +71,10 @@ func updateVDIAllowedOperations(tx *Tx, ref string) {
 	if !ok {
 		return
 	}
-	ops := []string{}
-	for _, op := range []string{"clone", "copy", "resize", "resize_online", "snapshot", "destroy", "forget", "update",
+	ops := allowedOperations([]string{"clone", "copy", "resize", "resize_online", "snapshot", "destroy", "forget", "update",
 		"generate_config", "enable_cbt", "disable_cbt", "data_destroy", "list_changed_blocks", "set_on_boot",
-		"mirror", "force_unlock", "blocked"} {
-		if vdiOperationError(tx, ref, op) == nil {
-			ops = append(ops, op)
-		}
-	}
-	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
-		tx.Modify(ref)["allowed_operations"] = ops
-	}
+		"mirror", "force_unlock", "blocked"}, func(op string) bool { return vdiOperationError(tx, ref, op) == nil })
+	setAllowedOperations(tx, ref, rec, ops)
 }
 
 // copyVDI makes a snapshot ("snapshot"/"checkpoint"), clone or full copy

@@ -38,15 +38,8 @@ func updateVIFAllowedOperations(tx *Tx, ref string) {
 	if !ok {
 		return
 	}
-	ops := []string{}
-	for _, op := range []string{"attach", "plug", "unplug"} {
-		if vifOperationError(tx, ref, op) == nil {
-			ops = append(ops, op)
-		}
-	}
-	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
-		tx.Modify(ref)["allowed_operations"] = ops
-	}
+	ops := allowedOperations([]string{"attach", "plug", "unplug"}, func(op string) bool { return vifOperationError(tx, ref, op) == nil })
+	setAllowedOperations(tx, ref, rec, ops)
 }
 
 // registerVIF registers the VIF messages.

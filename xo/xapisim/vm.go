@@ -269,9 +269,7 @@ func updateVMAllowedOperations(tx *Tx, ref string) {
 	if ops == nil {
 		ops = []string{}
 	}
-	if !slices.Equal(ops, strSet(rec, "allowed_operations")) {
-		tx.Modify(ref)["allowed_operations"] = ops
-	}
+	setAllowedOperations(tx, ref, rec, ops)
 }
 
 // operationDelayKey is the pool.other_config key holding how long VM, VDI,
