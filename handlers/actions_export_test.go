@@ -156,13 +156,17 @@ func TestExportActionToS3(t *testing.T) {
 
 func TestExportActionFailureLeavesNothing(t *testing.T) {
 	sf, _, client := exportFixture(t)
-	running := sf.idOf(t, "vms", "vm0")
-	rec := sf.send(t, "POST", BasePath+"/vms/"+running+"/actions/export", `{"key": "failed.xva"}`)
+	vm := sf.idOf(t, "vms", "vm1")
+	// The export reads the VM's record first (exportSource): fail that.
+	// TestExportActionRunningVMUploadFails has failures during the upload.
+	t.Cleanup(sf.sims[0].InjectFault(xapisim.FaultRule{Method: "VM.get_record", Count: 1,
+		Fault: xapisim.NewFault("VDI_IO_ERROR", "injected")}))
+	rec := sf.send(t, "POST", BasePath+"/vms/"+vm+"/actions/export", `{"key": "failed.xva"}`)
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	task := sf.waitEnded(t, rec.Header().Get("Location"))
-	if task["status"] != "failure" || !strings.Contains(errorText(mustJSON(t, task)), "VM_BAD_POWER_STATE") {
+	if task["status"] != "failure" || !strings.Contains(errorText(mustJSON(t, task)), "VDI_IO_ERROR") {
 		t.Fatalf("task %v", task)
 	}
 	ups, err := client.API().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("exports")})
