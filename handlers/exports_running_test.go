@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -418,6 +419,75 @@ func TestExportActionRunningVMUploadFails(t *testing.T) {
 			_, err = direct.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("exports"), Key: aws.String("failed." + format)})
 			if err == nil {
 				t.Error("the failed export was stored")
+			}
+		})
+	}
+}
+
+// TestSimulatorRefusesRunningExport checks that the simulator answers the
+// /export of a running VM as XAPI does, which is why exportSource
+// snapshots such a VM. In xen-api's ocaml/xapi/export.ml the handler locks
+// the VM for the export (with_vm_locked → Xapi_vm_lifecycle.
+// assert_operation_valid ~op:`export, allowed in Halted and Suspended
+// only) before any header is written; the Server_error fails the task and
+// becomes Http_svr's 500.
+func TestSimulatorRefusesRunningExport(t *testing.T) {
+	sf, _ := transferFixture(t)
+	c := sf.clients[0]
+	vm := sf.ref(t, "VM", sf.idOf(t, "vms", "vm0"))
+	var task xapi.Ref
+	if err := c.CallInto(t.Context(), &task, "task.create", "export of a running VM", ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DestroyTask(context.Background(), task) })
+	before := sf.xapiCounts(t)
+	u, err := url.Parse(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/export/"
+	u.RawQuery = url.Values{"ref": {string(vm)}, "session_id": {string(c.Session())}, "task_id": {string(task)}}.Encode()
+	resp, err := http.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("status %d, want 500", resp.StatusCode)
+	}
+	rec, err := c.WaitTaskRecord(t.Context(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"VM_BAD_POWER_STATE", string(vm), "halted, suspended", "running"}
+	if rec.Status != xapi.TaskFailure || !slices.Equal(rec.ErrorInfo, want) {
+		t.Errorf("task %s %q, want failure %q", rec.Status, rec.ErrorInfo, want)
+	}
+	if got := sf.xapiCounts(t); !maps.Equal(got, before) {
+		t.Errorf("records %v, %v before", got, before)
+	}
+}
+
+func TestExportProgressValue(t *testing.T) {
+	tests := []struct {
+		name     string
+		estimate int64
+		read     int64
+		want     float64
+	}{
+		{name: "nothing read", estimate: 100, read: 0, want: 0},
+		{name: "half", estimate: 200, read: 100, want: 0.5},
+		{name: "more than the estimate stays below 1", estimate: 100, read: 150, want: maxRunningProgress},
+		{name: "no estimate", estimate: 0, read: 150, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &exportProgress{estimate: tt.estimate}
+			if _, err := io.Copy(io.Discard, p.reader(bytes.NewReader(make([]byte, tt.read)))); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.value(t.Context()); got != tt.want {
+				t.Errorf("value %v, want %v", got, tt.want)
 			}
 		})
 	}
