@@ -38,7 +38,7 @@ var exportTargetParams = []actionParam{
 func exportVMAction(collection string) action {
 	return action{
 		name:    "export",
-		summary: "Export it to S3 as an XVA (optionally compressed) or an OVA; the result is {bucket, key, size, etag, url}, url a presigned GET",
+		summary: "Export it to S3 as an XVA (optionally compressed) or an OVA, a running VM from a snapshot destroyed afterwards; the result is {bucket, key, size, etag, url}, url a presigned GET",
 		params: append([]actionParam{
 			{name: "format", typ: "string", optional: true, enum: []string{"xva", "ova"}, description: "xva (the default) or ova"},
 			{name: "compress", typ: "string", optional: true, enum: []string{"gzip", "zstd"}, description: "XVA compression, done by XAPI"},

@@ -34,7 +34,7 @@ type fileTransfer struct {
 func exportTransfers() map[string][]fileTransfer {
 	xvaExport := fileTransfer{
 		suffix:  ".xva",
-		summary: "<id>.xva exports it as an XVA (?compress=gzip|zstd)",
+		summary: "<id>.xva exports it as an XVA (?compress=gzip|zstd; a running VM from a snapshot destroyed afterwards)",
 		serve:   (*server).exportXVA,
 	}
 	disk := []fileTransfer{
@@ -43,7 +43,7 @@ func exportTransfers() map[string][]fileTransfer {
 	}
 	ovaExport := fileTransfer{
 		suffix:  ".ova",
-		summary: "<id>.ova exports it as an OVA (OVF + streamOptimized VMDKs, with a Content-Length)",
+		summary: "<id>.ova exports it as an OVA (OVF + streamOptimized VMDKs, with a Content-Length; a running VM from a snapshot destroyed afterwards)",
 		serve:   (*server).exportOVA,
 	}
 	vm := []fileTransfer{xvaExport, ovaExport}
