@@ -94,7 +94,9 @@ var compressions = map[string]string{"": "false", "false": "false", "gzip": "tru
 // from XAPI's GET /export. A running or paused VM is exported from a
 // snapshot taken for the purpose and destroyed afterwards, as Xen
 // Orchestra does (exportSource); a client that leaves cancels the XAPI
-// task, and the snapshot goes then too.
+// task, and the snapshot goes then too. The snapshot is destroyed before
+// the handler returns, so the answer (chunked: its length is not known)
+// ends once it is gone.
 func (s *server) exportXVA(w http.ResponseWriter, r *http.Request, c collection, id string) error {
 	q := r.URL.Query()
 	comp, ok := compressions[q.Get("compress")]

@@ -239,6 +239,9 @@ func newS3Gate(t *testing.T, endpoint string) *s3Gate {
 		object := strings.Count(strings.Trim(r.URL.Path, "/"), "/") >= 1
 		write := object && (r.Method == http.MethodPut || (r.Method == http.MethodPost && q.Has("uploadId")))
 		if write && g.failing.Load() {
+			// Read the body first: a client still sending would see a
+			// reset connection instead of the answer.
+			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/xml")
 			w.WriteHeader(http.StatusForbidden)
 			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>gate closed</Message></Error>`)
