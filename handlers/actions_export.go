@@ -240,10 +240,14 @@ type exportProgress struct {
 // startExportProgress starts reporting the progress of st on task, or
 // returns nil when st gives nothing to base it on.
 func startExportProgress(ctx context.Context, c *xapi.Client, task xapi.Ref, st *exportStream) *exportProgress {
-	if st.estimate <= 0 && st.task == "" {
+	var estimate int64
+	if st.estimate != nil {
+		estimate = st.estimate(ctx)
+	}
+	if estimate <= 0 && st.task == "" {
 		return nil
 	}
-	p := &exportProgress{c: c, task: task, source: st.task, estimate: st.estimate,
+	p := &exportProgress{c: c, task: task, source: st.task, estimate: estimate,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go p.run(ctx)
 	return p

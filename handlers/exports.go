@@ -124,9 +124,9 @@ type exportStream struct {
 	io.Reader
 	// size is the exact length, or -1 when not known beforehand.
 	size int64
-	// estimate, when size is -1, is what the content should be about as
-	// long as (0: no idea); see xvaEstimate.
-	estimate int64
+	// estimate, when size is -1 and estimate is not nil, says what the
+	// content should be about as long as (0: no idea); see xvaEstimate.
+	estimate func(context.Context) int64
 	// task is XAPI's task of the transfer, whose progress XAPI reports,
 	// or "".
 	task        xapi.Ref
@@ -149,7 +149,7 @@ func openXVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref, comp, label str
 // openVMXVA opens the XVA export of the VM, snapshot or template ref, from
 // a snapshot when it is running or paused (exportSource): the stream's end
 // closes the export, then destroys the snapshot. The stream's estimate is
-// xvaEstimate's.
+// xvaEstimate's of what is exported.
 func (s *server) openVMXVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref, comp, label string) (*exportStream, error) {
 	src, err := s.exportSource(ctx, xc, ref)
 	if err != nil {
@@ -160,7 +160,7 @@ func (s *server) openVMXVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref, c
 		src.release()
 		return nil, err
 	}
-	st.estimate = xvaEstimate(ctx, xc, src.ref)
+	st.estimate = func(ctx context.Context) int64 { return xvaEstimate(ctx, xc, src.ref) }
 	closeExport := st.end
 	st.end = func(outcome error) {
 		closeExport(outcome)

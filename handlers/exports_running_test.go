@@ -495,3 +495,24 @@ func TestExportProgressValue(t *testing.T) {
 		})
 	}
 }
+
+// TestXVAEstimate checks the estimate of an XVA's length against the
+// simulator's VMs: the virtual size of their disks, not of their CDs.
+func TestXVAEstimate(t *testing.T) {
+	sf, _ := transferFixture(t)
+	tests := []struct {
+		name string
+		ref  xapi.Ref
+		want int64
+	}{
+		{name: "VM with one 4 MiB disk", ref: sf.ref(t, "VM", sf.idOf(t, "vms", "vm1")), want: 4 << 20},
+		{name: "unknown VM", ref: "OpaqueRef:00000000-0000-0000-0000-000000000000", want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := xvaEstimate(t.Context(), sf.clients[0], tt.ref); got != tt.want {
+				t.Errorf("estimate %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
