@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xorest/xorest/auth"
@@ -82,6 +83,12 @@ type Config struct {
 	// The host of S3's endpoint is allowed for s3://bucket/key imports
 	// without being listed.
 	ImportAllow []string
+	// Dispatch hands over a job (work that outlives its request: actions,
+	// imports from a URL) to be run by Server.RunJob, in this process or
+	// another (deploy.Async: an asynchronous Lambda invocation); it
+	// returns once the job is handed over. Nil runs jobs in goroutines of
+	// this process (Server.Wait waits for them).
+	Dispatch func(ctx context.Context, job []byte) error
 }
 
 // server holds the configuration and the routes of one handler.
@@ -95,6 +102,8 @@ type server struct {
 	page   []byte // the documentation page
 	// pageCSP is the page's Content-Security-Policy.
 	pageCSP string
+	// jobs are the jobs running in this process (Config.Dispatch nil).
+	jobs sync.WaitGroup
 }
 
 // route is one row of the route table: the mux and the OpenAPI document are
@@ -176,14 +185,42 @@ func collectionResp(description string) respDoc {
 
 // New returns the handler of every /rest/v0 route, wrapped in request ids,
 // access logging, panic recovery and authentication (required on every
-// route).
+// route). It is NewServer for callers that run no jobs of other
+// processes.
 func New(cfg Config) (http.Handler, error) {
+	return NewServer(cfg)
+}
+
+// Server is the handler of every /rest/v0 route (see New), and the runner
+// of the jobs it dispatches (Config.Dispatch).
+type Server struct {
+	s *server
+	h http.Handler
+}
+
+// NewServer returns the Server of cfg.
+func NewServer(cfg Config) (*Server, error) {
 	s, err := newServer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return s.handler(), nil
+	return &Server{s: s, h: s.handler()}, nil
 }
+
+// ServeHTTP serves a request.
+func (sv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { sv.h.ServeHTTP(w, r) }
+
+// RunJob runs a job that Config.Dispatch received, within ctx, and records
+// its outcome on its XAPI task. When ctx has a deadline (a Lambda
+// invocation's), the job is stopped some seconds before it, so that the
+// outcome is recorded and what the job started is cleaned up. The error
+// (for the log) is the job's; a job that cannot be decoded is reported
+// only there.
+func (sv *Server) RunJob(ctx context.Context, job []byte) error { return sv.s.runJob(ctx, job) }
+
+// Wait waits for the jobs running in goroutines of this process
+// (Config.Dispatch nil) to end.
+func (sv *Server) Wait() { sv.s.jobs.Wait() }
 
 // handler wraps the mux in the middleware every request goes through.
 func (s *server) handler() http.Handler {
