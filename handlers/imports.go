@@ -18,23 +18,30 @@ import (
 
 // importRoutes returns the routes that upload into XAPI (§E.2, E.4, E.5):
 // each streams the request body, with its Content-Length, to an XAPI HTTP
-// handler inside a task.
+// handler inside a task; or, with a JSON body {"url": …}, pulls the image
+// from that URL in a job (imports_url.go).
 func (s *server) importRoutes() []route {
+	const fromURL = ". Or a JSON body {\"url\": an http(s) URL such as a presigned GET, or s3://bucket/key}: the image is pulled from the URL by a job; 202 and the task's URL, with sync the answer below (loopback, link-local and private addresses are refused with 403 unless allowed by XOREST_IMPORT_ALLOW)"
 	return []route{
 		{
 			method: "PUT", pattern: BasePath + "/vdis/{id}", handler: s.importIntoVDI, tag: "vdis",
-			summary: "Write a disk image into a VDI (id: <uuid>.vhd or <uuid>.raw; Content-Length required; the VHD's virtual size must be the VDI's, a raw image no larger)",
+			summary: "Write a disk image into a VDI (id: <uuid>.vhd or <uuid>.raw; Content-Length required; the VHD's virtual size must be the VDI's, a raw image no larger)" + fromURL,
+			params:  []string{"sync"},
+			body:    bodyDoc{schema: objectSchema(importVDIURLParams)},
 			resp:    noContent("The image was written"),
 		},
 		{
 			method: "POST", pattern: BasePath + "/srs/{id}/vdis", handler: s.importNewVDI, tag: "srs",
-			summary: "Create a VDI on the SR from a VHD body (?raw: a raw image; name_label, name_description), sized from the VHD footer or the Content-Length",
-			params:  []string{"raw"},
+			summary: "Create a VDI on the SR from a VHD body (?raw: a raw image; name_label, name_description), sized from the VHD footer or the Content-Length" + fromURL,
+			params:  []string{"raw", "sync"},
+			body:    bodyDoc{schema: objectSchema(importNewVDIURLParams)},
 			resp:    createdResp("The new VDI's id"),
 		},
 		{
 			method: "POST", pattern: BasePath + "/pools/{id}/vms", handler: s.importVM, tag: "pools",
-			summary: "Import a VM from an XVA body (?sr=<SR id>; else the pool's default SR)",
+			summary: "Import a VM from an XVA body (?sr=<SR id>; else the pool's default SR)" + fromURL,
+			params:  []string{"sync"},
+			body:    bodyDoc{schema: objectSchema(importVMURLParams)},
 			resp:    createdResp("The new VM's id"),
 		},
 	}

@@ -446,6 +446,19 @@ func createdDone(path string) func(http.ResponseWriter, any) error {
 	}
 }
 
+// runURLImportJob is the jobRunner of the URL import kinds.
+func runURLImportJob(ctx context.Context, s *server, j *job) (any, error) {
+	pools, err := s.pools()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pools.Pool(ctx, j.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", j.Pool, err)
+	}
+	return s.runURLImport(ctx, pool.Client(), j.Task, j.Kind, j.Params)
+}
+
 // runURLImport is the job of a URL import of kind: it opens the source
 // again, checks it is the object the request checked, and streams it into
 // XAPI, the task's progress following the bytes. The result is {"id",
