@@ -299,30 +299,37 @@ func sourceError(err error) error {
 	if !ok {
 		return err
 	}
-	msg := strings.TrimPrefix(failure.err.Error(), "urlsource: ")
 	data := map[string]any{"field": "url"}
 	var what string
+	var sentinel error
 	switch se, isStatus := errors.AsType[*urlsource.StatusError](err); {
 	case isStatus:
 		what = fmt.Sprintf("the import URL answered %d %s", se.StatusCode, http.StatusText(se.StatusCode))
 		data["status"], data["url"] = se.StatusCode, se.URL
 	case errors.Is(err, urlsource.ErrInvalidURL):
-		what = "the import URL is not valid"
+		what, sentinel = "the import URL is not valid", urlsource.ErrInvalidURL
 	case errors.Is(err, urlsource.ErrRedirect):
-		what = "the import URL redirects where this server does not follow"
+		what, sentinel = "the import URL redirects where this server does not follow", urlsource.ErrRedirect
 	case errors.Is(err, urlsource.ErrUnknownSize):
-		what = "the import URL does not tell the size of its object"
+		what, sentinel = "the import URL does not tell the size of its object", urlsource.ErrUnknownSize
 	case errors.Is(err, urlsource.ErrSizeMismatch):
-		what = "the import URL delivered another number of bytes than it announced"
+		what, sentinel = "the import URL delivered another number of bytes than it announced", urlsource.ErrSizeMismatch
 	case errors.Is(err, urlsource.ErrChanged):
-		what = "the object at the import URL changed during the import"
+		what, sentinel = "the object at the import URL changed during the import", urlsource.ErrChanged
 	case errors.Is(err, urlsource.ErrNotResumable):
-		what = "the import broke and the object at the URL cannot be resumed (no ETag or Last-Modified)"
+		what, sentinel = "the import broke and the object at the URL cannot be resumed (it has no ETag or Last-Modified)", urlsource.ErrNotResumable
 	case errors.Is(err, urlsource.ErrProtocol):
-		what = "the server of the import URL broke HTTP range semantics"
+		what, sentinel = "the server of the import URL broke HTTP range semantics", urlsource.ErrProtocol
 	default:
 		what = "the import URL cannot be read"
 	}
+	// The details (their URLs redacted by urlsource), without repeating
+	// what the message says.
+	msg := failure.err.Error()
+	if sentinel != nil {
+		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+	}
+	msg = strings.ReplaceAll(msg, "urlsource: ", "")
 	return &Error{Kind: ErrInvalidParameters, Message: what + ": " + msg, Data: data, Err: err}
 }
 

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/xorest/xorest/transfer/s3"
+	"github.com/xorest/xorest/transfer/urlsource"
 	"github.com/xorest/xorest/xo/xapi"
 	"github.com/xorest/xorest/xo/xapisim"
 )
@@ -28,6 +30,18 @@ const secretQuery = "X-Amz-Signature=s3cr3tsignature0123456789"
 // allowLoopback lets URL imports reach the test servers, which are on
 // loopback like everything else in the tests.
 func allowLoopback(c *Config) { c.ImportAllow = []string{"127.0.0.1/32"} }
+
+// urlFixture serves a simulated pool with 4 MiB disks over loopback HTTP,
+// allowed to import from loopback.
+func urlFixture(t *testing.T) (*simFixture, string) {
+	t.Helper()
+	m := xapisim.Default()
+	m.DiskSize = 4 << 20
+	sf := newSimFixture(t, []xapisim.Model{m}, allowLoopback)
+	ts := httptest.NewServer(sf.h)
+	t.Cleanup(ts.Close)
+	return sf, ts.URL
+}
 
 // sendJSON sends a JSON body to a live server with the fixture's token.
 func (sf *simFixture) sendJSON(t *testing.T, method, target, body string) (*http.Response, []byte) {
@@ -334,12 +348,7 @@ func (o *objectServer) set(data []byte, etag string) {
 }
 
 func TestImportURLRefused(t *testing.T) {
-	m := xapisim.Default()
-	m.DiskSize = 4 << 20
-	sf := newSimFixture(t, []xapisim.Model{m}, allowLoopback)
-	ts := httptest.NewServer(sf.h)
-	t.Cleanup(ts.Close)
-	base := ts.URL
+	sf, base := urlFixture(t)
 	pool := sf.idOf(t, "pools", "pool0")
 	vdi := sf.idOf(t, "vdis", "vm1 disk 0")
 	sr := sf.objField(t, "vdis", vdi, "$SR").(string)
@@ -453,4 +462,165 @@ func checkNoSecret(t *testing.T, where, text string) {
 			t.Errorf("%s show %q:\n%s", where, secret, text)
 		}
 	}
+}
+
+func TestImportURLFailsMidway(t *testing.T) {
+	sf, base := urlFixture(t)
+	pool := sf.idOf(t, "pools", "pool0")
+	sr := sf.objField(t, "vdis", sf.idOf(t, "vdis", "vm1 disk 0"), "$SR").(string)
+	raw := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16)
+	xvaData := sf.download(t, base, "/vms/"+sf.idOf(t, "vms", "vm1")+".xva")
+	tests := []struct {
+		name string
+		path string
+		body []byte // the object
+		// hook takes over requests; n counts the requests of the method.
+		hook func(o *objectServer, w http.ResponseWriter, r *http.Request, n int) bool
+		has  string
+	}{
+		{name: "body shorter than announced", path: "/srs/" + sr + "/vdis?raw&sync", body: raw,
+			hook: func(o *objectServer, w http.ResponseWriter, r *http.Request, n int) bool {
+				if r.Method != "GET" {
+					return false
+				}
+				w.Header().Set("ETag", `"v1"`)
+				http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(raw[:len(raw)-4096]))
+				return true
+			}, has: "another number of bytes"},
+		{name: "object changed during the transfer", path: "/srs/" + sr + "/vdis?raw&sync", body: raw,
+			hook: func(o *objectServer, w http.ResponseWriter, r *http.Request, n int) bool {
+				if r.Method != "GET" || n != 1 {
+					return false
+				}
+				w.Header().Set("ETag", `"v1"`)
+				w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
+				_, _ = w.Write(raw[:1<<20])
+				_ = http.NewResponseController(w).Flush()
+				o.set(bytes.ToUpper(raw), `"v2"`)
+				panic(http.ErrAbortHandler)
+			}, has: "changed during the import"},
+		{name: "object changed after the check", path: "/srs/" + sr + "/vdis?raw&sync", body: raw,
+			hook: func(o *objectServer, w http.ResponseWriter, r *http.Request, n int) bool {
+				if r.Method == "HEAD" && n == 1 { // the request's check; the job comes next
+					defer o.set(raw[:len(raw)/2], `"v2"`)
+				}
+				return false
+			}, has: "changed during the import"},
+		{name: "XVA cut, no validator to resume", path: "/pools/" + pool + "/vms?sync", body: xvaData,
+			hook: func(o *objectServer, w http.ResponseWriter, r *http.Request, n int) bool {
+				if r.Method != "GET" {
+					w.Header().Set("Content-Length", fmt.Sprint(len(xvaData)))
+					return true
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(len(xvaData)))
+				_, _ = w.Write(xvaData[:len(xvaData)/2])
+				_ = http.NewResponseController(w).Flush()
+				panic(http.ErrAbortHandler)
+			}, has: "cannot be resumed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newObjectServer(t, tt.body)
+			var mu sync.Mutex
+			seen := map[string]int{}
+			o.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				mu.Lock()
+				seen[r.Method]++
+				n := seen[r.Method]
+				mu.Unlock()
+				return tt.hook(o, w, r, n)
+			}
+			before := sf.counts(t)
+			resp, body := sf.sendJSON(t, "POST", base+BasePath+tt.path, urlBody(o.URL+"/object?"+secretQuery))
+			t.Logf("%d %s", resp.StatusCode, body)
+			if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), tt.has) {
+				t.Fatalf("status %d, want 422 saying %q: %s", resp.StatusCode, tt.has, body)
+			}
+			checkNoSecret(t, "the answer", string(body))
+			after := sf.counts(t)
+			if after.vms != before.vms || after.vdis != before.vdis || after.tasks != before.tasks+1 {
+				t.Errorf("after a failed import: %+v, was %+v (want only the job's task more)", after, before)
+			}
+		})
+	}
+	tasks, err := xapi.GetAllRecords[xapi.Task](t.Context(), sf.clients[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, task := range tasks {
+		if task.Status == xapi.TaskFailure {
+			failed++
+			checkNoSecret(t, "the task "+task.NameLabel, strings.Join(task.ErrorInfo, " "))
+		}
+	}
+	if failed != len(tests) {
+		t.Errorf("%d failed tasks, want %d", failed, len(tests))
+	}
+	checkNoSecret(t, "the logs", sf.logs.String())
+}
+
+// FuzzURLImportBody checks the parser of URL import bodies: it never
+// panics, refuses with a 400 or a 422 only, never quotes a URL's query
+// string (a presigned URL's credentials) in its errors, and what it
+// accepts is a URL urlsource accepts or an s3://bucket/key.
+func FuzzURLImportBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"url": "https://bucket.s3.amazonaws.com/disk.vhd?X-Amz-Signature=0123456789abcdef"}`,
+		`{"url": "s3://bucket/dir/disk.raw", "raw": true, "name_label": "n", "name_description": "d"}`,
+		`{"url": "https://user:password@example.com/x?X-Amz-Credential=secretsecret"}`,
+		`{"url": "ftp://example.com/x"}`, `{"url": "s3://b/k"}`, `{"url": "S3://bucket/k\u0001"}`,
+		`{"url": 1}`, `{"url": null}`, `{"raw": "yes"}`, `{"url": "http://[::1]:80/?a=b"}`, `[]`, `{}`, `{"url": "http://0x7f.1/x?abcdefghij"}`,
+	} {
+		f.Add([]byte(seed), "")
+	}
+	f.Add([]byte(`{"url": "https://example.com/x"}`), "raw&name_label=x")
+	f.Add([]byte(`{"url": "https://example.com/x", "raw": false}`), "raw=false")
+	f.Fuzz(func(t *testing.T, data []byte, query string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		members, err := parseJSONObject(data)
+		if err != nil {
+			if status, _ := describe(err); status != http.StatusBadRequest {
+				t.Fatalf("status %d for a body that is not one JSON object: %v", status, err)
+			}
+			return
+		}
+		var raw string
+		_ = json.Unmarshal(members["url"], &raw)
+		args, _, src, err := parseURLImport(members, importNewVDIURLParams, q, nil)
+		if err != nil {
+			status, body := describe(err)
+			if status != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d: %v", status, err)
+			}
+			if i := strings.IndexByte(raw, '?'); i >= 0 {
+				secret, _, _ := strings.Cut(raw[i+1:], "#")
+				if len(secret) >= 8 && !strings.Contains(raw[:i], secret) && strings.Contains(body.Error, secret) {
+					t.Fatalf("the error %q quotes the query string %q", body.Error, secret)
+				}
+			}
+			return
+		}
+		if args["url"] != raw {
+			t.Fatalf("url %q, body's %q", args["url"], raw)
+		}
+		switch {
+		case src.URL != "" && src.Bucket == "":
+			if src.URL != raw {
+				t.Fatalf("source %q, url %q", src.URL, raw)
+			}
+			if _, err := urlsource.ParseURL(src.URL); err != nil {
+				t.Fatalf("accepted %q that urlsource refuses: %v", src.URL, err)
+			}
+		case src.URL == "" && src.Bucket != "":
+			if !validBucket(src.Bucket) || src.Key == "" || !strings.HasSuffix(raw, "/"+src.Key) {
+				t.Fatalf("bucket %q key %q from %q", src.Bucket, src.Key, raw)
+			}
+		default:
+			t.Fatalf("source %+v", src)
+		}
+	})
 }
