@@ -387,7 +387,7 @@ func TestImportURLRefused(t *testing.T) {
 		path   string
 		body   string
 		ctype  string // "" : application/json
-		strict bool // on a server without ImportAllow
+		strict bool   // on a server without ImportAllow
 		status int
 		has    string
 	}{
