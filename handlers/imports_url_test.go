@@ -386,7 +386,6 @@ func TestImportURLRefused(t *testing.T) {
 		method string
 		path   string
 		body   string
-		ctype  string // "" : application/json
 		strict bool   // on a server without ImportAllow
 		status int
 		has    string
