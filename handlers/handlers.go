@@ -102,8 +102,11 @@ type server struct {
 	page   []byte // the documentation page
 	// pageCSP is the page's Content-Security-Policy.
 	pageCSP string
-	// jobs are the jobs running in this process (Config.Dispatch nil).
-	jobs sync.WaitGroup
+	// jobs are the jobs running in this process (Config.Dispatch nil),
+	// under jobsCtx, which stopJobs cancels.
+	jobs     sync.WaitGroup
+	jobsCtx  context.Context
+	stopJobs context.CancelCauseFunc
 }
 
 // route is one row of the route table: the mux and the OpenAPI document are
@@ -218,9 +221,30 @@ func (sv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { sv.h.Serve
 // only there.
 func (sv *Server) RunJob(ctx context.Context, job []byte) error { return sv.s.runJob(ctx, job) }
 
-// Wait waits for the jobs running in goroutines of this process
-// (Config.Dispatch nil) to end.
-func (sv *Server) Wait() { sv.s.jobs.Wait() }
+// ErrShutdown is the cause of the failure of the jobs that Shutdown
+// stopped.
+var ErrShutdown = errors.New("xorest is shutting down")
+
+// Shutdown waits for the jobs running in goroutines of this process
+// (Config.Dispatch nil) to end. When ctx ends first, it stops them (their
+// tasks fail with ErrShutdown, what they started is cleaned up), waits
+// for them to record that, and returns ctx's error. Requests that come
+// after it has begun run their jobs under a cancelled context.
+func (sv *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		sv.s.jobs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	sv.s.stopJobs(ErrShutdown)
+	<-done
+	return fmt.Errorf("stopping the jobs still running: %w", ctx.Err())
+}
 
 // handler wraps the mux in the middleware every request goes through.
 func (s *server) handler() http.Handler {
@@ -252,6 +276,7 @@ func newServer(cfg Config) (*server, error) {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	s.jobsCtx, s.stopJobs = context.WithCancelCause(context.Background())
 	if s.now == nil {
 		s.now = time.Now
 	}

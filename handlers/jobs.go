@@ -73,6 +73,9 @@ const jobAnswerMargin = 2 * time.Second
 // abort an S3 upload, destroy what it created).
 const jobEndMargin = 15 * time.Second
 
+// endTaskTimeout bounds the recording of a job's outcome.
+const endTaskTimeout = 10 * time.Second
+
 // startJob creates the task, dispatches the job and answers: 202 with the
 // task's URL (body and Location), or with Sync the job's outcome if it
 // ends in time. A job that cannot be dispatched fails its task and the
@@ -118,7 +121,7 @@ func (s *server) dispatch(ctx context.Context, payload []byte) error {
 	if s.cfg.Dispatch != nil {
 		return s.cfg.Dispatch(ctx, payload)
 	}
-	jctx, cancel := detach(ctx)
+	jctx, cancel := context.WithTimeout(s.jobsCtx, detachedTimeout)
 	s.jobs.Go(func() {
 		defer cancel()
 		if err := s.runJob(jctx, payload); err != nil {
@@ -233,34 +236,64 @@ func (s *server) runJob(ctx context.Context, payload []byte) error {
 	if j.Task == "" || j.Pool == "" {
 		return fmt.Errorf("a %q job without task or pool", j.Kind)
 	}
-	pools, err := s.pools()
-	if err != nil {
-		return fmt.Errorf("job of task %s: %w", j.Task, err)
-	}
-	pool, err := pools.Pool(ctx, j.Pool)
-	if err != nil {
+	pool, err := s.jobPool(ctx, &j)
+	if pool == nil {
 		return fmt.Errorf("job of task %s: pool %s: %w", j.Task, j.Pool, err)
 	}
-	run, ok := jobRunners()[j.Kind]
 	var result any
-	if !ok {
-		err = fmt.Errorf("unknown job kind %q", j.Kind)
-	} else {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if deadline, ok := ctx.Deadline(); ok {
-			rctx, cancel = context.WithDeadline(ctx, deadline.Add(-jobEndMargin))
-		}
-		result, err = run(rctx, s, &j)
-		if err != nil && errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			err = fmt.Errorf("the job reached its time limit (on Lambda, the function's timeout): %w", err)
-		}
-		cancel()
+	if err == nil {
+		result, err = s.runKind(ctx, &j)
 	}
-	endTask(ctx, pool.Client(), j.Task, result, err)
+	// The outcome is recorded even when ctx has ended (a shutdown).
+	ectx, stop := context.WithTimeout(context.WithoutCancel(ctx), endTaskTimeout)
+	defer stop()
+	endTask(ectx, pool.Client(), j.Task, result, err)
 	if err != nil {
 		return fmt.Errorf("%s job of task %s: %w", j.Kind, j.Task, err)
 	}
 	return nil
+}
+
+// jobPool returns the pool of a job. A job stopped before it began (ctx
+// ended) gets the pool only if this process has loaded it, with ctx's
+// cause as the error to record.
+func (s *server) jobPool(ctx context.Context, j *job) (*xo.Pool, error) {
+	pools, err := s.pools()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pools.Pool(ctx, j.Pool)
+	if err != nil && ctx.Err() != nil {
+		for _, p := range pools.All() {
+			if p.UUID() == j.Pool {
+				return p, context.Cause(ctx)
+			}
+		}
+	}
+	return pool, err
+}
+
+// runKind runs a job with the runner of its kind, stopping it
+// jobEndMargin before ctx's deadline.
+func (s *server) runKind(ctx context.Context, j *job) (any, error) {
+	run, ok := jobRunners()[j.Kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown job kind %q", j.Kind)
+	}
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		rctx, cancel = context.WithDeadline(ctx, deadline.Add(-jobEndMargin))
+	}
+	defer cancel()
+	result, err := run(rctx, s, j)
+	switch {
+	case err == nil:
+	case errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+		err = fmt.Errorf("the job reached its time limit (on Lambda, the function's timeout): %w", err)
+	case context.Cause(ctx) != nil:
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
+	return result, err
 }
 
 // actionJob is the parameters of an action's job.

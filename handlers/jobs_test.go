@@ -299,3 +299,29 @@ func TestDispatchFailureFailsTheTask(t *testing.T) {
 		t.Fatalf("pending tasks left: %v", tasks)
 	}
 }
+
+func TestShutdownStopsLocalJobs(t *testing.T) {
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default()})
+	sv := &Server{s: sf.s, h: sf.h}
+	vm := sf.idOf(t, "vms", "vm0")
+	sf.sims[0].SetDelay("VM.clean_shutdown", time.Minute)
+	rec := sf.send(t, "POST", BasePath+"/vms/"+vm+"/actions/clean_shutdown", "")
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // no time left: stop the jobs at once
+	if err := sv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// Shutdown returned after the job recorded its end.
+	var task map[string]any
+	sf.getJSON(t, rec.Header().Get("Location"), &task)
+	if task["status"] != "failure" || !strings.Contains(fmt.Sprint(task["result"]), ErrShutdown.Error()) {
+		t.Fatalf("task %v", task)
+	}
+	// Nothing left running: a second Shutdown returns at once.
+	if err := sv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

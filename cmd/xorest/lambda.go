@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -39,6 +40,10 @@ import (
 //	XOREST_LOG_LEVEL, XOREST_LOG_FORMAT (default json)
 //	XOREST_S3_BUCKET             default bucket of the export action (none: off);
 //	XOREST_S3_ENDPOINT, XOREST_S3_PATH_STYLE, XOREST_S3_PRESIGN_EXPIRY as for serve
+//
+// Jobs (actions, imports from a URL) run as asynchronous invocations of
+// the function itself (AWS_LAMBDA_FUNCTION_NAME, set by Lambda), so its
+// role needs lambda:InvokeFunction on itself (template.yaml grants it).
 type lambdaConfig struct {
 	xapi         multiFlag
 	xapiUser     string
@@ -154,15 +159,17 @@ func lambdaWaitTimeout(mode deploy.Mode) time.Duration {
 	return 25 * time.Second
 }
 
-// newAPIHandler builds the /rest/v0 handler as serve does, for the pools
-// in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait
-// requests (0: the handlers' default). The caller closes the pools.
-func newAPIHandler(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config) (http.Handler, *xo.Pools, error) {
+// newAPIServer builds the /rest/v0 handler as serve does, for the pools
+// in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait and
+// ?sync requests (0: the handlers' default), dispatch hands jobs over
+// (nil: goroutines of this process). The caller closes the pools.
+func newAPIServer(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config, dispatch func(context.Context, []byte) error) (*handlers.Server, *xo.Pools, error) {
 	hc := handlers.Config{
 		Logger:      log,
 		Tokens:      store,
 		VerifyBasic: verifyBasic(opts[0]),
 		WaitTimeout: waitTimeout,
+		Dispatch:    dispatch,
 	}
 	if err := exports.apply(ctx, &hc); err != nil {
 		return nil, nil, err
@@ -172,12 +179,12 @@ func newAPIHandler(ctx context.Context, log *slog.Logger, store auth.Store, opts
 		return nil, nil, err
 	}
 	hc.Pools = pools
-	h, err := handlers.New(hc)
+	sv, err := handlers.NewServer(hc)
 	if err != nil {
 		_ = pools.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
-	return h, pools, nil
+	return sv, pools, nil
 }
 
 // lambdaCommand runs xorest as a Lambda function (provided.al2023). It is
@@ -198,9 +205,8 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	password, err := cfg.password.resolve(ctx, func(ctx context.Context) (aws.Config, error) {
-		return config.LoadDefaultConfig(ctx)
-	})
+	awsCfg := sync.OnceValues(func() (aws.Config, error) { return config.LoadDefaultConfig(ctx) })
+	password, err := cfg.password.resolve(ctx, func(context.Context) (aws.Config, error) { return awsCfg() })
 	if err != nil {
 		return err
 	}
@@ -215,12 +221,24 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
 		}
 	}
-	h, _, err := newAPIHandler(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3)
+	// Jobs (actions, imports from a URL) run as asynchronous invocations
+	// of this function, which run them through sv.RunJob.
+	ac, err := awsCfg()
+	if err != nil {
+		return fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	var sv *handlers.Server
+	async, err := deploy.NewLambdaAsync(lambda.NewFromConfig(ac), getenv("AWS_LAMBDA_FUNCTION_NAME"),
+		func(ctx context.Context, job []byte) error { return sv.RunJob(ctx, job) }, log)
+	if err != nil {
+		return err
+	}
+	sv, _, err = newAPIServer(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3, async.Dispatch)
 	if err != nil {
 		return err
 	}
 	// The pools' sessions are not closed: Lambda freezes, then ends, the
 	// process without notice, and XAPI expires idle sessions itself.
 	log.Info("xorest lambda starting", "mode", cfg.mode, "pools", len(opts))
-	return deploy.Start(ctx, h, cfg.mode, nil)
+	return deploy.Start(ctx, sv, cfg.mode, async)
 }

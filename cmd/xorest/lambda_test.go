@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -202,6 +203,15 @@ func TestLambdaUnderRIE(t *testing.T) {
 	defer ssm.Close()
 
 	port, apiPort := freeTCPPort(t), freeTCPPort(t)
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations"
+	// The Lambda service's front for the function's asynchronous
+	// self-invocations: it accepts them (202) and invokes the emulated
+	// function with their payload, as Lambda's event queue does.
+	fn := &emulated{url: url}
+	relay := &asyncRelay{t: t, fn: fn}
+	lambdaAPI := httptest.NewServer(relay)
+	defer lambdaAPI.Close()
+	defer relay.wg.Wait()
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort), boot)
 	cmd.Env = append(os.Environ(),
@@ -209,7 +219,7 @@ func TestLambdaUnderRIE(t *testing.T) {
 		"XOREST_XAPI_PASSWORD=", "XOREST_XAPI_PASSWORD_SECRET=", "XOREST_XAPI_PASSWORD_SSM=/xorest/xapi-password",
 		"XOREST_TOKEN_STORE=file:"+filepath.Join(dir, "tokens.json"), "XOREST_LAMBDA_MODE=auto",
 		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_SESSION_TOKEN=",
-		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_ENDPOINT_URL_LAMBDA="+lambdaAPI.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"AWS_LAMBDA_FUNCTION_NAME=xorest", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -226,7 +236,6 @@ func TestLambdaUnderRIE(t *testing.T) {
 		}
 	}()
 	waitListening(t, port)
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations"
 
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("root:"+m.Password))
 	tests := []struct {
@@ -255,22 +264,9 @@ func TestLambdaUnderRIE(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev, _ := json.Marshal(tc.event)
-			resp, err := http.Post(url, "application/json", bytes.NewReader(ev))
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			out := fn.invoke(t, tc.event)
 			if i == 0 {
 				t.Logf("cold start (emulator start to first answer, SSM read and XAPI login included): %v", time.Since(started).Round(time.Millisecond))
-			}
-			var out struct {
-				StatusCode int    `json:"statusCode"`
-				Body       string `json:"body"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				t.Fatalf("answer %q: %v", raw, err)
 			}
 			if out.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", out.StatusCode, tc.status, out.Body)
@@ -280,6 +276,125 @@ func TestLambdaUnderRIE(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("action runs as an asynchronous self-invocation", func(t *testing.T) {
+		out := fn.invoke(t, v2Event("GET", "/rest/v0/vms", "fields=id,power_state&filter=power_state:Halted", basic))
+		var vms []map[string]any
+		if err := json.Unmarshal([]byte(out.Body), &vms); err != nil || len(vms) == 0 {
+			t.Fatalf("halted VMs: %s %v", out.Body, err)
+		}
+		vm := vms[0]["id"].(string)
+		out = fn.invoke(t, v2Event("POST", "/rest/v0/vms/"+vm+"/actions/start", "", basic))
+		if out.StatusCode != http.StatusAccepted || !strings.HasPrefix(out.Body, "/rest/v0/tasks/") {
+			t.Fatalf("start: %d %s", out.StatusCode, out.Body)
+		}
+		task := out.Body
+		deadline := time.Now().Add(time.Minute) // a hang, not a timing assertion
+		for {
+			out = fn.invoke(t, v2Event("GET", task, "fields=status,result", basic))
+			if !strings.Contains(out.Body, `"pending"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task still pending: %s", out.Body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !strings.Contains(out.Body, `"success"`) {
+			t.Fatalf("task: %s", out.Body)
+		}
+		if n := relay.count(); n != 1 {
+			t.Errorf("%d asynchronous invocations, want 1", n)
+		}
+		out = fn.invoke(t, v2Event("GET", "/rest/v0/vms/"+vm, "fields=power_state", basic))
+		if !strings.Contains(out.Body, "Running") {
+			t.Errorf("VM after the job: %s", out.Body)
+		}
+	})
+}
+
+// invocation is the part of a proxy answer the tests read.
+type invocation struct {
+	StatusCode int    `json:"statusCode"`
+	Body       string `json:"body"`
+}
+
+// emulated is the function under the emulator, which runs one
+// invocation at a time (a second one at once crashes it).
+type emulated struct {
+	url string
+	mu  sync.Mutex
+}
+
+// post sends an event and returns the answer's status and body.
+func (e *emulated) post(event []byte) (int, []byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	resp, err := http.Post(e.url, "application/json", bytes.NewReader(event))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+// invoke sends an event and decodes the proxy answer.
+func (e *emulated) invoke(t *testing.T, event map[string]any) invocation {
+	t.Helper()
+	ev, _ := json.Marshal(event)
+	_, raw, err := e.post(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out invocation
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("answer %q: %v", raw, err)
+	}
+	return out
+}
+
+// asyncRelay stands in for the Lambda service's Invoke API for
+// InvocationType Event: it accepts the invocation (202) and then invokes
+// the emulated function with the payload, once the emulator is free.
+type asyncRelay struct {
+	t  *testing.T
+	fn *emulated
+	wg sync.WaitGroup
+	mu sync.Mutex
+	n  int
+}
+
+func (a *asyncRelay) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+func (a *asyncRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/2015-03-31/functions/xorest/invocations" || r.Header.Get("X-Amz-Invocation-Type") != "Event" {
+		a.t.Errorf("unexpected Lambda API call %s %s (%s)", r.Method, r.URL.Path, r.Header.Get("X-Amz-Invocation-Type"))
+		http.NotFound(w, r)
+		return
+	}
+	payload, _ := io.ReadAll(r.Body)
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+	a.wg.Go(func() {
+		for range 100 {
+			status, raw, err := a.fn.post(payload)
+			if err == nil && status == http.StatusOK {
+				if !bytes.Contains(raw, []byte(`"done":true`)) {
+					a.t.Errorf("job invocation answered %s", raw)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		a.t.Error("the emulator never ran the job")
+	})
 }
 
 func v2Event(method, path, query, authorization string) map[string]any {

@@ -140,7 +140,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := cfg.s3.apply(ctx, &hc); err != nil {
 		return err
 	}
-	h, err := handlers.New(hc)
+	h, err := handlers.NewServer(hc)
 	if err != nil {
 		return err
 	}
@@ -178,6 +178,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Jobs (actions, imports) get the rest of the grace period; then they
+	// are stopped and their tasks fail, rather than stay pending forever.
+	if err := h.Shutdown(sctx); err != nil {
+		log.Warn("jobs stopped by the shutdown", "error", err)
 	}
 	return nil
 }
