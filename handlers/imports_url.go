@@ -85,9 +85,15 @@ const (
 // the transfer's resumes.
 const importPresignExpiry = 12 * time.Hour
 
-// probeOptions bound the checks a request makes on an import URL, so
-// that the answer comes well within a gateway's time limit.
-var probeOptions = urlsource.Options{Retries: 2, Backoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, IdleTimeout: 20 * time.Second}
+// maxImportURL bounds the url member: it travels in the job (a Lambda
+// event is at most deploy.MaxJob), and presigned URLs, session token
+// included, stay far below.
+const maxImportURL = 16 << 10
+
+// probeOptions bound the checks a request makes on an import URL (two
+// attempts, 8 s of silence each), so that the answer comes within an API
+// gateway's time limit (29 s).
+var probeOptions = urlsource.Options{Retries: 2, Backoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, IdleTimeout: 8 * time.Second}
 
 // URL import parameters (the members of the JSON body).
 var (
@@ -141,6 +147,9 @@ type urlImportParams struct {
 // URL that urlsource.ParseURL accepts. Errors are field errors that never
 // quote the query string.
 func parseImportSource(raw string) (importSource, *fieldError) {
+	if len(raw) > maxImportURL {
+		return importSource{}, &fieldError{"url", fmt.Sprintf("must be at most %d bytes", maxImportURL)}
+	}
 	if scheme, rest, ok := strings.Cut(raw, "://"); ok && strings.EqualFold(scheme, "s3") {
 		bucket, key, _ := strings.Cut(rest, "/")
 		switch {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -400,6 +401,7 @@ func TestImportURLRefused(t *testing.T) {
 		{name: "redirect to IPv6 loopback", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody(at("/to-ipv6-loopback")), status: 403},
 		{name: "userinfo", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody("https://user:hunter2@example.com/vm.xva"), status: 422, has: "userinfo"},
 		{name: "ftp", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody("ftp://example.com/vm.xva"), status: 422, has: "http or https"},
+		{name: "too long", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody("https://example.com/" + strings.Repeat("a", 16<<10)), status: 422, has: "at most"},
 		{name: "relative", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody("/vm.xva"), status: 422},
 		{name: "s3 without a bucket", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody("s3:///key"), status: 422, has: "bucket"},
 		{name: "s3 without a key", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody("s3://bucket"), status: 422, has: "key"},
@@ -622,4 +624,66 @@ func FuzzURLImportBody(f *testing.F) {
 			t.Fatalf("source %+v", src)
 		}
 	})
+}
+
+// TestImportURLProgress holds a transfer at half the object and reads the
+// task: its progress follows the bytes pulled, and it names the VDI.
+func TestImportURLProgress(t *testing.T) {
+	sf, base := urlFixture(t)
+	dst := sf.idOf(t, "vdis", "vm5 disk 0")
+	raw := bytes.Repeat([]byte("progress"), 4<<20/8)
+	release := make(chan struct{})
+	o := newObjectServer(t, raw)
+	o.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != "GET" || r.Header.Get("Range") != "" {
+			return false
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Length", fmt.Sprint(len(raw)))
+		_, _ = w.Write(raw[:len(raw)/2])
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		_, _ = w.Write(raw[len(raw)/2:])
+		return true
+	}
+	resp, body := sf.sendJSON(t, "PUT", base+BasePath+"/vdis/"+dst+".raw", urlBody(o.URL+"/disk.raw"))
+	if resp.StatusCode != http.StatusAccepted {
+		close(release)
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	href := resp.Header.Get("Location")
+	// The progress rises to 50% (half the bytes) and stays there.
+	var seen []float64
+	deadline := time.Now().Add(30 * time.Second) // a hang, not a timing assertion
+	for len(seen) == 0 || seen[len(seen)-1] < 50 {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("progress %v after 30 s", seen)
+		}
+		var task map[string]any
+		sf.getJSON(t, href, &task)
+		props := task["properties"].(map[string]any)
+		if props["objectId"] != dst || !strings.Contains(fmt.Sprint(props["name"]), "from a URL") {
+			t.Errorf("task properties %v", props)
+		}
+		p, _ := props["progress"].(float64)
+		if len(seen) == 0 || p != seen[len(seen)-1] {
+			seen = append(seen, p)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	if last := seen[len(seen)-1]; last != 50 || !slices.IsSorted(seen) {
+		t.Errorf("progress %v while half the object was delivered, want rising to 50", seen)
+	}
+	t.Logf("progress seen: %v", seen)
+	if task := sf.waitEnded(t, href); task["status"] != "success" {
+		t.Fatalf("task %v", task)
+	}
+	if got := sf.vdiBytes(t, dst, 4<<20); !bytes.Equal(got, raw) {
+		t.Error("the VDI differs from the object")
+	}
 }
