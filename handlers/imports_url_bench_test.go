@@ -83,8 +83,14 @@ func BenchmarkImport256MiB(b *testing.B) {
 		run  func(b *testing.B)
 	}{
 		{"body", func(b *testing.B) { put(b, bytes.NewReader(image), size, false) }},
-		{"url-presigned", func(b *testing.B) { body := urlBody(presigned); put(b, strings.NewReader(body), int64(len(body)), true) }},
-		{"url-s3", func(b *testing.B) { body := urlBody("s3://images/disk.raw"); put(b, strings.NewReader(body), int64(len(body)), true) }},
+		{"url-presigned", func(b *testing.B) {
+			body := urlBody(presigned)
+			put(b, strings.NewReader(body), int64(len(body)), true)
+		}},
+		{"url-s3", func(b *testing.B) {
+			body := urlBody("s3://images/disk.raw")
+			put(b, strings.NewReader(body), int64(len(body)), true)
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(size)

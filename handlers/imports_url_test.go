@@ -387,7 +387,7 @@ func TestImportURLRefused(t *testing.T) {
 		method string
 		path   string
 		body   string
-		strict bool   // on a server without ImportAllow
+		strict bool // on a server without ImportAllow
 		status int
 		has    string
 	}{
