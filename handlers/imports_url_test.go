@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/xorest/xorest/transfer/s3"
 	"github.com/xorest/xorest/transfer/urlsource"
+	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
 	"github.com/xorest/xorest/xo/xapisim"
 )
@@ -685,5 +687,43 @@ func TestImportURLProgress(t *testing.T) {
 	}
 	if got := sf.vdiBytes(t, dst, 4<<20); !bytes.Equal(got, raw) {
 		t.Error("the VDI differs from the object")
+	}
+}
+
+// TestImportURLJobElsewhere runs the jobs on another server that shares
+// only XAPI and S3 with the one that took the request (Lambda's
+// asynchronous self-invocation): the job's parameters are all it needs.
+func TestImportURLJobElsewhere(t *testing.T) {
+	var other *Server
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	sf, base, client := exportFixture(t, func(c *Config) {
+		c.Dispatch = func(ctx context.Context, job []byte) error {
+			wg.Go(func() {
+				if err := other.RunJob(context.WithoutCancel(ctx), job); err != nil {
+					t.Errorf("job on the other server: %v", err)
+				}
+			})
+			return nil
+		}
+	})
+	pools, err := xo.New(xo.Config{XAPI: []xapi.Options{{URL: sf.sims[0].URL, Username: sf.sims[0].User, Password: sf.sims[0].Password}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pools.Close(context.Background()) })
+	other, err = NewServer(Config{Tokens: sf.store, Pools: pools, S3: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := urlImportSources(t, sf, base, client, "exports")
+	sr := sf.objField(t, "vdis", sf.idOf(t, "vdis", "vm1 disk 0"), "$SR").(string)
+	resp, body := sf.sendJSON(t, "POST", base+BasePath+"/srs/"+sr+"/vdis?sync", urlBody("s3://exports/disk.vhd", `, "name_label": "elsewhere"`))
+	id, _ := sf.importResult(t, resp, body, true, http.StatusCreated)
+	if got := sf.vdiBytes(t, id, 12<<20); !bytes.Equal(got, want) {
+		t.Error("the VDI imported by the other server differs from the source")
+	}
+	if strings.Contains(sf.logs.String(), `"msg":"URL import"`) {
+		t.Error("the server that took the request ran the import")
 	}
 }
