@@ -76,6 +76,13 @@ type Config struct {
 	// PresignExpiry is the validity of the download URL of an export; 0
 	// means DefaultPresignExpiry.
 	PresignExpiry time.Duration
+	// ImportAllow lists the hosts ("minio.internal", "*.s3.internal"),
+	// addresses and CIDR prefixes ("10.0.0.0/8") that URL imports may
+	// reach besides public addresses (urlsource.NewPolicy); loopback,
+	// link-local, private and reserved addresses are refused otherwise.
+	// The host of S3's endpoint is allowed for s3://bucket/key imports
+	// without being listed.
+	ImportAllow []string
 	// Dispatch hands over a job (work that outlives its request: actions,
 	// imports from a URL) to be run by Server.RunJob, in this process or
 	// another (deploy.Async: an asynchronous Lambda invocation); it

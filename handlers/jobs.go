@@ -43,7 +43,10 @@ type jobRunner func(ctx context.Context, s *server, j *job) (result any, err err
 // jobRunners returns the runner of every kind of job.
 func jobRunners() map[string]jobRunner {
 	return map[string]jobRunner{
-		"action": runActionJob,
+		"action":           runActionJob,
+		jobImportVMURL:     runURLImportJob,
+		jobImportVDIURL:    runURLImportJob,
+		jobImportNewVDIURL: runURLImportJob,
 	}
 }
 

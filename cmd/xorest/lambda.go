@@ -40,6 +40,8 @@ import (
 //	XOREST_LOG_LEVEL, XOREST_LOG_FORMAT (default json)
 //	XOREST_S3_BUCKET             default bucket of the export action (none: off);
 //	XOREST_S3_ENDPOINT, XOREST_S3_PATH_STYLE, XOREST_S3_PRESIGN_EXPIRY as for serve
+//	XOREST_IMPORT_ALLOW          hosts, addresses or CIDR prefixes that imports from a
+//	                             URL may reach besides public addresses, comma-separated
 //
 // Jobs (actions, imports from a URL) run as asynchronous invocations of
 // the function itself (AWS_LAMBDA_FUNCTION_NAME, set by Lambda), so its
@@ -55,6 +57,7 @@ type lambdaConfig struct {
 	logLevel     string
 	logFormat    string
 	s3           exportS3Config
+	importAllow  []string
 	password     passwordSource
 }
 
@@ -81,7 +84,13 @@ func parseLambda(getenv func(string) string) (lambdaConfig, error) {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "text or json")
 	cfg.s3.register(fs)
+	var allow multiFlag
+	fs.Var(&allow, "import-allow", importAllowUsage)
 	if err := parseFlags(fs, nil, getenv); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.importAllow, err = importAllow(allow); err != nil {
 		return cfg, err
 	}
 	m, err := deploy.ParseMode(mode)
@@ -162,14 +171,16 @@ func lambdaWaitTimeout(mode deploy.Mode) time.Duration {
 // newAPIServer builds the /rest/v0 handler as serve does, for the pools
 // in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait and
 // ?sync requests (0: the handlers' default), dispatch hands jobs over
-// (nil: goroutines of this process). The caller closes the pools.
-func newAPIServer(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config, dispatch func(context.Context, []byte) error) (*handlers.Server, *xo.Pools, error) {
+// (nil: goroutines of this process), importAllow lists what imports from
+// a URL may reach besides public addresses. The caller closes the pools.
+func newAPIServer(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config, dispatch func(context.Context, []byte) error, importAllow []string) (*handlers.Server, *xo.Pools, error) {
 	hc := handlers.Config{
 		Logger:      log,
 		Tokens:      store,
 		VerifyBasic: verifyBasic(opts[0]),
 		WaitTimeout: waitTimeout,
 		Dispatch:    dispatch,
+		ImportAllow: importAllow,
 	}
 	if err := exports.apply(ctx, &hc); err != nil {
 		return nil, nil, err
@@ -233,7 +244,7 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	sv, _, err = newAPIServer(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3, async.Dispatch)
+	sv, _, err = newAPIServer(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3, async.Dispatch, cfg.importAllow)
 	if err != nil {
 		return err
 	}

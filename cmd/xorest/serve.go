@@ -34,6 +34,7 @@ type serveConfig struct {
 	logLevel     string
 	logFormat    string
 	s3           exportS3Config
+	importAllow  multiFlag
 }
 
 func parseServe(args []string, getenv func(string) string) (serveConfig, error) {
@@ -49,7 +50,11 @@ func parseServe(args []string, getenv func(string) string) (serveConfig, error) 
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
 	cfg.s3.register(fs)
+	fs.Var(&cfg.importAllow, "import-allow", importAllowUsage)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return cfg, err
+	}
+	if _, err := importAllow(cfg.importAllow); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() != 0 {
@@ -136,6 +141,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Tokens:      store,
 		Pools:       pools,
 		VerifyBasic: verifyBasic(opts[0]),
+	}
+	if hc.ImportAllow, err = importAllow(cfg.importAllow); err != nil {
+		return err
 	}
 	if err := cfg.s3.apply(ctx, &hc); err != nil {
 		return err
