@@ -67,10 +67,11 @@ import (
 // must be allowed explicitly (an allowed host name opens every port of it).
 //
 // Errors of the remote side are 422 with the redacted URL (no query string,
-// no userinfo): an HTTP status (an expired presigned URL answers 403, a
+// no userinfo): a 4xx status (an expired presigned URL answers 403, a
 // missing object 404), a size that no answer tells, a byte count that
 // differs from the announced size, an object that changed during the
-// transfer, a refused redirect. A presigned URL's query string is its
+// transfer, a refused redirect. A remote server that fails (5xx, after
+// the retries) or cannot be reached is a 502. A presigned URL's query string is its
 // credential: it appears in no answer, log line or task.
 
 // Job kinds of URL imports (jobRunners).
@@ -311,10 +312,14 @@ func sourceError(err error) error {
 	data := map[string]any{"field": "url"}
 	var what string
 	var sentinel error
+	kind := ErrInvalidParameters
 	switch se, isStatus := errors.AsType[*urlsource.StatusError](err); {
 	case isStatus:
 		what = fmt.Sprintf("the import URL answered %d %s", se.StatusCode, http.StatusText(se.StatusCode))
 		data["status"], data["url"] = se.StatusCode, se.URL
+		if se.StatusCode >= 500 {
+			kind = ErrBadGateway
+		}
 	case errors.Is(err, urlsource.ErrInvalidURL):
 		what, sentinel = "the import URL is not valid", urlsource.ErrInvalidURL
 	case errors.Is(err, urlsource.ErrRedirect):
@@ -330,7 +335,7 @@ func sourceError(err error) error {
 	case errors.Is(err, urlsource.ErrProtocol):
 		what, sentinel = "the server of the import URL broke HTTP range semantics", urlsource.ErrProtocol
 	default:
-		what = "the import URL cannot be read"
+		what, kind = "the import URL cannot be read", ErrBadGateway
 	}
 	// The details (their URLs redacted by urlsource), without repeating
 	// what the message says.
@@ -339,7 +344,7 @@ func sourceError(err error) error {
 		msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
 	}
 	msg = strings.ReplaceAll(msg, "urlsource: ", "")
-	return &Error{Kind: ErrInvalidParameters, Message: what + ": " + msg, Data: data, Err: err}
+	return &Error{Kind: kind, Message: what + ": " + msg, Data: data, Err: err}
 }
 
 // probeSource opens src within the request's bounds, runs check on the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -364,6 +365,8 @@ func TestImportURLRefused(t *testing.T) {
 			http.NotFound(w, r)
 		case strings.HasPrefix(r.URL.Path, "/expired"):
 			http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
+		case strings.HasPrefix(r.URL.Path, "/failing"):
+			http.Error(w, "<Error><Code>InternalError</Code></Error>", http.StatusInternalServerError)
 		case r.URL.Path == "/to-metadata":
 			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/?"+secretQuery, http.StatusFound)
 		case r.URL.Path == "/to-ipv6-loopback":
@@ -384,6 +387,14 @@ func TestImportURLRefused(t *testing.T) {
 		return true
 	}
 	at := func(path string) string { return obj.URL + path + "?" + secretQuery }
+	closed := func() string { // a loopback port nobody listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return "http://" + ln.Addr().String() + "/vm.xva?" + secretQuery
+	}()
 	tests := []struct {
 		name   string
 		method string
@@ -419,6 +430,8 @@ func TestImportURLRefused(t *testing.T) {
 		{name: "raw in query and body", method: "POST", path: "/srs/" + sr + "/vdis?raw", body: urlBody(at("/ok.vhd"), `, "raw": true`), status: 422, has: "both"},
 		{name: "remote 404", method: "POST", path: "/srs/" + sr + "/vdis", body: urlBody(at("/missing.vhd")), status: 422, has: "answered 404"},
 		{name: "remote 403 (expired)", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody(at("/expired.xva")), status: 422, has: "/expired.xva"},
+		{name: "remote 500", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody(at("/failing.xva")), status: 502, has: "answered 500"},
+		{name: "nobody listening", method: "POST", path: "/pools/" + pool + "/vms", body: urlBody(closed), status: 502, has: "cannot be read"},
 		{name: "truncated VHD", method: "POST", path: "/srs/" + sr + "/vdis", body: urlBody(at("/truncated.vhd")), status: 400, has: "truncated VHD"},
 		{name: "VHD of another size", method: "PUT", path: "/vdis/" + vdi + ".vhd", body: urlBody(at("/big.vhd")), status: 422, has: "differs"},
 		{name: "raw larger than the VDI", method: "PUT", path: "/vdis/" + vdi + ".raw", body: urlBody(at("/big.raw")), status: 422, has: "larger than the VDI"},

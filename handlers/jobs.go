@@ -203,6 +203,7 @@ var jobErrorCodes = []struct {
 	{ErrInvalidParameters, "XOREST_INVALID_PARAMETERS"},
 	{ErrNotImplemented, "XOREST_NOT_IMPLEMENTED"},
 	{ErrUnavailable, "XOREST_UNAVAILABLE"},
+	{ErrBadGateway, "XOREST_BAD_GATEWAY"},
 }
 
 // jobErrorCode is the task error code of an error of this package's kinds
