@@ -260,6 +260,12 @@ func TestLambdaUnderRIE(t *testing.T) {
 			}
 		}},
 		{"v2 without credentials", v2Event("GET", "/rest/v0/vms", "", ""), 401, nil},
+		{"v1 without credentials", v1Event("GET", "/rest/v0/vms", ""), 401, nil},
+		{"v1 action on no such VM", v1Event("POST", "/rest/v0/vms/00000000-0000-0000-0000-000000000000/actions/start", basic), 404, func(t *testing.T, body string) {
+			if !strings.Contains(body, "no such VM") {
+				t.Errorf("body %q", body)
+			}
+		}},
 		{"v2 wrong password", v2Event("GET", "/rest/v0/vms", "", "Basic "+base64.StdEncoding.EncodeToString([]byte("root:nope"))), 401, nil},
 	}
 	for i, tc := range tests {
@@ -277,38 +283,43 @@ func TestLambdaUnderRIE(t *testing.T) {
 		})
 	}
 
-	t.Run("action runs as an asynchronous self-invocation", func(t *testing.T) {
+	t.Run("actions run as asynchronous self-invocations", func(t *testing.T) {
 		out := fn.invoke(t, v2Event("GET", "/rest/v0/vms", "fields=id,power_state&filter=power_state:Halted", basic))
 		var vms []map[string]any
-		if err := json.Unmarshal([]byte(out.Body), &vms); err != nil || len(vms) == 0 {
+		if err := json.Unmarshal([]byte(out.Body), &vms); err != nil || len(vms) < 2 {
 			t.Fatalf("halted VMs: %s %v", out.Body, err)
 		}
-		vm := vms[0]["id"].(string)
-		out = fn.invoke(t, v2Event("POST", "/rest/v0/vms/"+vm+"/actions/start", "", basic))
-		if out.StatusCode != http.StatusAccepted || !strings.HasPrefix(out.Body, "/rest/v0/tasks/") {
-			t.Fatalf("start: %d %s", out.StatusCode, out.Body)
+		starts := []map[string]any{ // one through each gateway
+			v2Event("POST", "/rest/v0/vms/"+vms[0]["id"].(string)+"/actions/start", "", basic),
+			v1Event("POST", "/rest/v0/vms/"+vms[1]["id"].(string)+"/actions/start", basic),
 		}
-		task := out.Body
-		deadline := time.Now().Add(time.Minute) // a hang, not a timing assertion
-		for {
-			out = fn.invoke(t, v2Event("GET", task, "fields=status,result", basic))
-			if !strings.Contains(out.Body, `"pending"`) {
-				break
+		for i, start := range starts {
+			out = fn.invoke(t, start)
+			if out.StatusCode != http.StatusAccepted || !strings.HasPrefix(out.Body, "/rest/v0/tasks/") {
+				t.Fatalf("start: %d %s", out.StatusCode, out.Body)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("task still pending: %s", out.Body)
+			task := out.Body
+			deadline := time.Now().Add(time.Minute) // a hang, not a timing assertion
+			for {
+				out = fn.invoke(t, v2Event("GET", task, "fields=status,result", basic))
+				if !strings.Contains(out.Body, `"pending"`) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("task still pending: %s", out.Body)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if !strings.Contains(out.Body, `"success"`) {
-			t.Fatalf("task: %s", out.Body)
-		}
-		if n := relay.count(); n != 1 {
-			t.Errorf("%d asynchronous invocations, want 1", n)
-		}
-		out = fn.invoke(t, v2Event("GET", "/rest/v0/vms/"+vm, "fields=power_state", basic))
-		if !strings.Contains(out.Body, "Running") {
-			t.Errorf("VM after the job: %s", out.Body)
+			if !strings.Contains(out.Body, `"success"`) {
+				t.Fatalf("task: %s", out.Body)
+			}
+			if n := relay.count(); n != i+1 {
+				t.Errorf("%d asynchronous invocations, want %d", n, i+1)
+			}
+			out = fn.invoke(t, v2Event("GET", "/rest/v0/vms/"+vms[i]["id"].(string), "fields=power_state", basic))
+			if !strings.Contains(out.Body, "Running") {
+				t.Errorf("VM after the job: %s", out.Body)
+			}
 		}
 	})
 }
