@@ -61,17 +61,18 @@ elif kind == "vhdgen":
     ours, peer = list(best.values())[:2]
     print(f"ratio: {list(best)[1]} time / xorest time = {peer / ours:.2f}x (aim: at least 2x)")
 elif kind == "s3export":
-    # Rows: export (xva, vhd), case, bytes, seconds; peak_rss_bytes and etag
-    # for the uploads.
+    # Rows: export (xva, vhd, raw), case, bytes, seconds; etag,
+    # peak_rss_bytes and start_rss_bytes for the uploads.
     for export in dict.fromkeys(r["export"] for r in rows):
         rs = [r for r in rows if r["export"] == export]
-        best, rss, sizes, etags = {}, {}, {}, {}
+        best, rss, idle, sizes, etags = {}, {}, {}, {}, {}
         for r in rs:
             c = r["case"]
             best[c] = max(best.get(c, 0), r["bytes"] / r["seconds"] / 2**20)
             sizes.setdefault(c, set()).add(r["bytes"])
             if "peak_rss_bytes" in r:
                 rss[c] = max(rss.get(c, 0), r["peak_rss_bytes"])
+                idle[c] = max(idle.get(c, 0), r["start_rss_bytes"])
             if "etag" in r:
                 etags.setdefault(c, set()).add(r["etag"])
         runs = len(rs) // len(best)
@@ -80,13 +81,15 @@ elif kind == "s3export":
         for c, mbs in best.items():
             line = f"  {c:20} {mbs:8.1f} MiB/s"
             if c in rss:
-                line += f"   peak RSS {mib(rss[c]):6.1f} MiB"
+                line += f"   peak RSS {mib(rss[c]):6.1f} MiB ({mib(idle[c]):5.1f} MiB before the transfer)"
             print(line)
         sdk = [c for c in best if c.startswith("sdk ")]
         for c in sdk:
             print(f"ratio: xorest / {c} throughput = {best['xorest'] / best[c]:.2f} (aim: at least 0.9)")
         if sdk:
-            print(f"ratio: xorest peak RSS / {sdk[0]} peak RSS = {rss['xorest'] / rss[sdk[0]]:.2f}")
+            grow = lambda c: rss[c] - idle[c]
+            print(f"ratio: xorest peak RSS / {sdk[0]} peak RSS = {rss['xorest'] / rss[sdk[0]]:.2f}; "
+                  f"growth during the transfer {grow('xorest') / grow(sdk[0]):.2f}")
         if "direct GET (no S3)" in best:
             print(f"ratio: xorest / direct GET (no S3) throughput = {best['xorest'] / best['direct GET (no S3)']:.2f}")
         same = len(set().union(*sizes.values())) == 1
