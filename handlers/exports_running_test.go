@@ -412,17 +412,7 @@ func TestExportActionRunningVMUploadFails(t *testing.T) {
 			want := maps.Clone(before)
 			want["task"]++ // the action's
 			sf.waitCounts(t, want)
-			ups, err := direct.API().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("exports")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(ups.Uploads) != 0 {
-				t.Errorf("multipart uploads left: %d", len(ups.Uploads))
-			}
-			_, err = direct.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("exports"), Key: aws.String("failed." + format)})
-			if err == nil {
-				t.Error("the failed export was stored")
-			}
+			checkNothingStored(t, direct, "failed."+format)
 		})
 	}
 }
