@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/internal/peertest"
 	"github.com/xorest/xorest/xo/xapisim"
 )
 
@@ -183,7 +184,7 @@ func TestLambdaCommandOutsideLambda(t *testing.T) {
 // emulator with no command, against the simulated pool, its password read
 // from a (fake) SSM endpoint at init.
 func TestLambdaUnderRIE(t *testing.T) {
-	rie := findRIE(t)
+	rie := peertest.RIE(t)
 	dir := t.TempDir()
 	boot := filepath.Join(dir, "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", boot, ".")
@@ -422,31 +423,6 @@ func v1Event(method, path, authorization string) map[string]any {
 	h := map[string][]string{"Host": {"abc123.execute-api.eu-west-1.amazonaws.com"}, "Authorization": {authorization}}
 	return map[string]any{"resource": "/{proxy+}", "path": path, "httpMethod": method, "multiValueHeaders": h,
 		"requestContext": map[string]any{"stage": "prod", "httpMethod": method, "identity": map[string]any{"sourceIp": "203.0.113.7"}}}
-}
-
-const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d (or make peers)"
-
-// findRIE finds aws-lambda-rie in $XOREST_PEERS_BIN, <repo>/.peers/bin or
-// PATH; it fails the test with the install command when it is missing.
-func findRIE(t *testing.T) string {
-	t.Helper()
-	dirs := []string{os.Getenv("XOREST_PEERS_BIN")}
-	if wd, err := os.Getwd(); err == nil {
-		dirs = append(dirs, filepath.Join(wd, "..", "..", ".peers", "bin"))
-	}
-	for _, dir := range dirs {
-		if dir == "" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(dir, "aws-lambda-rie")); err == nil && !fi.IsDir() {
-			return filepath.Join(dir, "aws-lambda-rie")
-		}
-	}
-	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
-		return p
-	}
-	t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator) is missing; install it with:\n  %s", rieInstall)
-	return ""
 }
 
 func freeTCPPort(t *testing.T) int {
