@@ -63,18 +63,21 @@ elif kind == "vhdgen":
 elif kind == "s3export":
     # Rows: export (xva, vhd, raw), case, bytes, seconds; etag,
     # peak_rss_bytes and start_rss_bytes for the uploads.
+    # The idle footprint is the lowest RSS before a transfer: a server keeps
+    # what its first transfer grew to.
+    idle = {}
+    for r in rows:
+        if "start_rss_bytes" in r:
+            idle[r["case"]] = min(idle.get(r["case"], r["start_rss_bytes"]), r["start_rss_bytes"])
     for export in dict.fromkeys(r["export"] for r in rows):
         rs = [r for r in rows if r["export"] == export]
-        best, rss, idle, sizes, etags = {}, {}, {}, {}, {}
+        best, rss, sizes, etags = {}, {}, {}, {}
         for r in rs:
             c = r["case"]
             best[c] = max(best.get(c, 0), r["bytes"] / r["seconds"] / 2**20)
             sizes.setdefault(c, set()).add(r["bytes"])
             if "peak_rss_bytes" in r:
                 rss[c] = max(rss.get(c, 0), r["peak_rss_bytes"])
-                # The lowest is the idle footprint: a server keeps what an
-                # earlier transfer grew to.
-                idle[c] = min(idle.get(c, r["start_rss_bytes"]), r["start_rss_bytes"])
             if "etag" in r:
                 etags.setdefault(c, set()).add(r["etag"])
         runs = len(rs) // len(best)
