@@ -133,6 +133,28 @@ func (f fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func TestLambdaMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int64
+		ok   bool
+	}{
+		{name: "90% of the function's memory", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}, want: 1024 << 20 * 9 / 10, ok: true},
+		{name: "GOMEMLIMIT wins", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "GOMEMLIMIT": "500MiB"}},
+		{name: "not on Lambda", env: map[string]string{}},
+		{name: "garbage", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := lambdaMemoryLimit(envOf(tt.env))
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("%d %v, want %d %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
 func TestPasswordResolve(t *testing.T) {
 	srv := httptest.NewServer(fakeAWS{
 		secrets: map[string]string{"plain": "pw-plain", "json": `{"username":"root","password":"pw-json"}`, "json-nopw": `{"user":"root"}`},
