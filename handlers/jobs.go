@@ -65,6 +65,15 @@ type jobStart struct {
 	Done func(w http.ResponseWriter, result any) error
 }
 
+// MaxJob is the largest job startJob dispatches, whatever Config.Dispatch
+// is, so that a request behaves the same in every deployment: Lambda
+// accepts asynchronous invocations up to 256 KB, envelope and base64
+// included (deploy.MaxJob is the same bound).
+const MaxJob = 128 << 10
+
+// jobEnvelope bounds the members of a job besides its parameters.
+const jobEnvelope = 1 << 10
+
 // jobAnswerMargin is how long before its context's deadline a waiting
 // request stops waiting, to have time to answer.
 const jobAnswerMargin = 2 * time.Second
@@ -85,6 +94,11 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request, st jobStart) e
 	params, err := json.Marshal(st.Params)
 	if err != nil {
 		return fmt.Errorf("encoding the parameters of a %s job: %w", st.Kind, err)
+	}
+	// Refused before the task exists; jobEnvelope leaves room for the
+	// job's other members.
+	if len(params) > MaxJob-jobEnvelope {
+		return &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("the request's parameters are too large to run as a job (%d bytes, at most %d)", len(params), MaxJob-jobEnvelope)}
 	}
 	ctx, cancel := detach(r.Context())
 	defer cancel()

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/handlers"
 	"github.com/xorest/xorest/internal/peertest"
 	"github.com/xorest/xorest/xo/xapisim"
 )
@@ -469,5 +470,11 @@ func waitListening(t *testing.T, port int) {
 			t.Fatalf("nothing listens on port %d: %v", port, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestJobBoundsAgree(t *testing.T) {
+	if handlers.MaxJob > deploy.MaxJob {
+		t.Errorf("handlers dispatches jobs up to %d bytes, deploy accepts %d", handlers.MaxJob, deploy.MaxJob)
 	}
 }
