@@ -269,6 +269,8 @@ func vhdHead(body io.Reader, length int64) (vhd.Footer, io.Reader, error) {
 
 // importIntoVDI answers PUT /rest/v0/vdis/<id>.vhd|.raw: the body goes to
 // XAPI's PUT /import_raw_vdi. Sizes are checked before XAPI sees anything.
+// Without a Content-Length a VHD is sent with the length its metadata
+// gives (diskBody); a raw image is refused.
 // A JSON body {"url": …} pulls the image from a URL instead
 // (importIntoVDIFromURL).
 func (s *server) importIntoVDI(w http.ResponseWriter, r *http.Request) error {
@@ -337,7 +339,8 @@ func writeVDI(ctx context.Context, c *xapi.Client, ref xapi.Ref, id, format stri
 
 // importNewVDI answers POST /rest/v0/srs/<id>/vdis: VDI.create sized from
 // the VHD footer (or the Content-Length with ?raw), then the upload; a
-// failed upload destroys the VDI. A JSON body {"url": …} pulls the image
+// failed upload destroys the VDI. Without a Content-Length a VHD is sent
+// with the length its metadata gives (diskBody); a raw image is refused. A JSON body {"url": …} pulls the image
 // from a URL instead (importNewVDIFromURL).
 func (s *server) importNewVDI(w http.ResponseWriter, r *http.Request) error {
 	if isJSONBody(r) {
