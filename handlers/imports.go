@@ -67,10 +67,12 @@ func bodyLength(r *http.Request) int64 {
 	return r.ContentLength
 }
 
-// errRawLength refuses a raw image without a Content-Length.
-var errRawLength = &Error{Kind: ErrBadRequest, Message: "a raw image needs a Content-Length: XAPI writes a raw image until " +
-	"Content-Length bytes have arrived, so without the size it cannot tell a complete upload from a cut one " +
-	"(send the file itself, or a VHD, or a JSON body {\"url\": …})"}
+// errRawLength refuses a raw image without a Content-Length (411).
+func errRawLength() error {
+	return &Error{Kind: ErrLengthRequired, Message: "a raw image needs a Content-Length: XAPI writes a raw image until " +
+		"Content-Length bytes have arrived, so without the size it cannot tell a complete upload from a cut one " +
+		"(send the file itself, or a VHD, or a JSON body {\"url\": …})"}
+}
 
 // diskBody returns the body of a disk image of format and its length: the
 // Content-Length, or, for a VHD sent without one, the length its metadata
@@ -87,7 +89,7 @@ func diskBody(r *http.Request, format string) (io.Reader, int64, error) {
 		}
 		return &exactBody{r: body, left: n}, n, nil
 	default:
-		return nil, 0, errRawLength
+		return nil, 0, errRawLength()
 	}
 }
 

@@ -102,11 +102,11 @@ func TestImportChunked(t *testing.T) {
 		{name: "qemu-img VHD into a VDI", method: "PUT", path: "/vdis/" + dst + ".vhd", body: qemuData, status: 204, written: true},
 		{name: "VHD cut in its blocks", method: "PUT", path: "/vdis/" + dst + ".vhd", body: vhdData[:len(vhdData)-vhd.BlockSize/2], status: 400, errHas: "truncated VHD"},
 		{name: "VHD cut in its block table", method: "PUT", path: "/vdis/" + dst + ".vhd", body: vhdData[:2100], status: 400, errHas: "truncated VHD"},
-		{name: "raw into a VDI", method: "PUT", path: "/vdis/" + dst + ".raw", body: want, status: 400, errHas: "a raw image needs a Content-Length"},
+		{name: "raw into a VDI", method: "PUT", path: "/vdis/" + dst + ".raw", body: want, status: 411, errHas: "a raw image needs a Content-Length"},
 		{name: "VHD into a new VDI", method: "POST", path: "/srs/" + sr + "/vdis?name_label=chunked", body: vhdData, status: 201, created: "VDI"},
 		{name: "qemu-img VHD into a new VDI", method: "POST", path: "/srs/" + sr + "/vdis", body: qemuData, status: 201, created: "VDI"},
 		{name: "truncated VHD into a new VDI", method: "POST", path: "/srs/" + sr + "/vdis", body: vhdData[:len(vhdData)-1024], status: 400, errHas: "truncated VHD"},
-		{name: "raw into a new VDI", method: "POST", path: "/srs/" + sr + "/vdis?raw", body: want, status: 400, errHas: "a raw image needs a Content-Length"},
+		{name: "raw into a new VDI", method: "POST", path: "/srs/" + sr + "/vdis?raw", body: want, status: 411, errHas: "a raw image needs a Content-Length"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

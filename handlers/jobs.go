@@ -214,6 +214,7 @@ var jobErrorCodes = []struct {
 	{ErrForbidden, "XOREST_FORBIDDEN"},
 	{ErrNotFound, "XOREST_NOT_FOUND"},
 	{ErrIncorrectState, "XOREST_INCORRECT_STATE"},
+	{ErrLengthRequired, "XOREST_LENGTH_REQUIRED"},
 	{ErrTooLarge, "XOREST_TOO_LARGE"},
 	{ErrInvalidParameters, "XOREST_INVALID_PARAMETERS"},
 	{ErrNotImplemented, "XOREST_NOT_IMPLEMENTED"},
