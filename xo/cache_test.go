@@ -505,10 +505,37 @@ func TestSessionLoss(t *testing.T) {
 // kind's objects with a cold load of the same pool: the dependency index
 // must have recomputed everything that changed, and the watch loop and
 // the catch-ups must neither lose nor double-apply a batch. The watcher
-// must also have seen the final state of every VM.
+// must also have seen the final state of every VM. Objects are built per
+// class on first use, so the kinds other than VM (which the watcher
+// makes eager) are built before the changes, during them (readers list
+// kinds while events are applied), or only after them.
 func TestIncrementalMatchesReload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before bool // list every kind before the changes
+		during bool // readers list kinds while the changes are applied
+	}{
+		{name: "built before the changes", before: true},
+		{name: "built during the changes", during: true},
+		{name: "built after the changes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testIncrementalMatchesReload(t, tc.before, tc.during)
+		})
+	}
+}
+
+func testIncrementalMatchesReload(t *testing.T, before, during bool) {
 	srv, p := newPool(t, xapisim.Default())
 	ctx := t.Context()
+	if got := p.Built(); len(got) != 0 {
+		t.Errorf("classes built by the load alone: %v", got)
+	}
+	if before {
+		for _, kind := range xo.Kinds() {
+			p.Objects(kind)
+		}
+	}
 	c := p.Client()
 	sub := p.Watch(xo.WatchOptions{Kinds: []string{"VM"}})
 	defer sub.Close()
@@ -531,7 +558,8 @@ func TestIncrementalMatchesReload(t *testing.T) {
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
 	readers.Go(func() {
-		for {
+		kinds := xo.Kinds()
+		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
@@ -540,6 +568,9 @@ func TestIncrementalMatchesReload(t *testing.T) {
 			if err := p.Fresh(ctx); err != nil {
 				t.Error(err)
 				return
+			}
+			if during {
+				p.Objects(kinds[i%len(kinds)])
 			}
 		}
 	})
@@ -588,6 +619,9 @@ func TestIncrementalMatchesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if !before && !during && !slices.Equal(p.Built(), []string{"VM"}) {
+		t.Errorf("classes built before listing them: %v, want only the watched VM", p.Built())
+	}
 	cold := xo.NewPool(newClient(t, srv), xo.PoolOptions{})
 	defer cold.Close()
 	if err := cold.Fresh(ctx); err != nil {
@@ -660,4 +694,101 @@ func TestLazyIndex(t *testing.T) {
 	if !p.Indexed() {
 		t.Error("index not built after a change")
 	}
+}
+
+// TestLazyBuild checks that a load builds no objects and that each way
+// of reading builds what it needs: a collection its class, a lookup by
+// uuid or ref the class of the record behind it, a miss everything; and
+// that a subscription makes its kinds' classes eager, so that it gets the
+// changes of objects nobody listed, also after a reload.
+func TestLazyBuild(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	built := func(want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		if got := p.Built(); !slices.Equal(got, want) {
+			t.Errorf("built classes %v, want %v", got, want)
+		}
+	}
+	built()
+	var srRef, srUUID, vbdRef, netRef string
+	for _, class := range []string{"SR", "VBD", "network"} {
+		refs, err := p.Client().Call(ctx, class+".get_all")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := refs.([]any)[0].(string)
+		switch class {
+		case "SR":
+			srRef = r
+			_, f, _ := p.Record(xapi.Ref(r))
+			srUUID = f["uuid"].(string)
+		case "VBD":
+			vbdRef = r
+		case "network":
+			netRef = r
+		}
+	}
+
+	if n := len(p.Objects("VM-template")); n == 0 {
+		t.Error("no templates")
+	}
+	built("VM")
+	if o, err := p.Object("", srUUID); err != nil || o["_xapiRef"] != srRef {
+		t.Errorf("Object by SR uuid: %v, %v", o, err)
+	}
+	built("VM", "SR")
+	if r, ok := p.Ref(vbdRef); !ok || string(r) != vbdRef {
+		t.Errorf("Ref(%s) = %s, %v", vbdRef, r, ok)
+	}
+	built("VM", "SR", "VBD")
+	if _, err := p.Object("PIF", srUUID); !errors.Is(err, xo.ErrNotFound) {
+		t.Errorf("an SR found as a PIF: %v", err)
+	}
+	built("VM", "SR", "VBD", "PIF")
+
+	// A subscriber of networks gets a rename without anyone listing them.
+	sub := p.Watch(xo.WatchOptions{Kinds: []string{"network"}})
+	defer sub.Close()
+	built("VM", "SR", "VBD", "PIF", "network")
+	other := newClient(t, srv)
+	if _, err := other.Call(ctx, "network.set_name_label", xapi.Ref(netRef), "renamed net"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "update" && c.Object["name_label"] == "renamed net" })
+
+	// A reload builds the watched classes, and only them.
+	srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "reset" })
+	built("network")
+	if _, err := other.Call(ctx, "network.set_name_label", xapi.Ref(netRef), "renamed again"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "update" && c.Object["name_label"] == "renamed again" })
+
+	// A miss must look at every class before it is final.
+	if _, err := p.Object("", "no-such-object"); !errors.Is(err, xo.ErrNotFound) {
+		t.Errorf("Object(no-such-object) = %v, want ErrNotFound", err)
+	}
+	var all []string
+	for _, class := range xo.CachedClasses() {
+		if slices.Contains([]string{"pool", "host", "VM", "SR", "VDI", "VBD", "VIF", "PIF", "network", "PBD", "PCI", "PGPU", "SM", "message", "task"}, class) {
+			all = append(all, class)
+		}
+	}
+	built(all...)
+
+	// A subscriber of every kind makes every class eager.
+	sub2 := p.Watch(xo.WatchOptions{})
+	defer sub2.Close()
+	srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub2, func(c xo.Change) bool { return c.Op == "reset" })
+	built(all...)
 }

@@ -52,7 +52,9 @@ type PoolOptions struct {
 // Derived objects are kept current incrementally: every transform records
 // what it read (a field of another record, or that record's existence),
 // and a change recomputes the objects that read what changed, not the
-// whole pool.
+// whole pool. Objects are built per XAPI class on first use (see
+// ensure); until then a class has records and no objects, and changes
+// to its records only update the records.
 //
 // A Pool is safe for concurrent use.
 type Pool struct {
@@ -80,7 +82,10 @@ type Pool struct {
 	deps      map[depKey]map[xapi.Ref]struct{}
 	depFields map[xapi.Ref]map[string]int // target → read field → edges
 	fwd       map[xapi.Ref][]depKey       // dependent → what it read
-	unindexed []built                     // loaded, not yet in deps/fwd
+	indexed   bool                        // deps/fwd hold every built object
+	unindexed []built                     // built, not yet in deps/fwd
+	built     map[string]bool             // classes whose objects are built
+	eager     map[string]bool             // classes built at load (watched); "" for all
 
 	smu      sync.Mutex // guards the subscribers and the watch loop
 	subs     map[*Subscription]struct{}
@@ -116,6 +121,7 @@ func NewPool(client *xapi.Client, opts PoolOptions) *Pool {
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   make(map[*Subscription]struct{}),
+		eager:  make(map[string]bool),
 	}
 }
 
@@ -254,6 +260,10 @@ func eventClasses(classes []string) []string {
 // XO does), so that changes made during the load are replayed by the
 // next catch-up. Classes the host does not know are dropped. The new
 // state replaces the old at once and subscribers get a reset.
+//
+// Objects are not built here, except those of the classes subscribers
+// watch: each class is built on first use (see ensure), so a cold process
+// answering one collection pays only for that collection's objects.
 func (p *Pool) load(ctx context.Context) error {
 	var poolRefs []xapi.Ref
 	if err := p.client.CallInto(ctx, &poolRefs, "pool.get_all"); err != nil {
@@ -270,22 +280,38 @@ func (p *Pool) load(ctx context.Context) error {
 
 	// A few calls at a time, the big classes first (cachedClasses order):
 	// enough to keep the host and the decoder busy together, without
-	// holding every response in memory at once.
+	// holding every response in memory at once. Each response is merged
+	// into the store as it arrives, while the bigger ones are still on
+	// their way.
 	classes := cachedClasses()
-	results := make([]map[xapi.Ref]map[string]any, len(classes))
 	errs := make([]error, len(classes))
-	var wg sync.WaitGroup
+	st := store{recs: make(map[xapi.Ref]*record), byUUID: make(map[string]xapi.Ref), poolRef: poolRefs[0]}
+	var (
+		wg      sync.WaitGroup
+		merging sync.Mutex // guards st while loading
+	)
 	sem := make(chan struct{}, max(4, runtime.GOMAXPROCS(0)+1))
 	for i, class := range classes {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i], errs[i] = p.client.GetAllRecords(ctx, class)
+			recs, err := p.client.GetAllRecords(ctx, class)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			merging.Lock()
+			defer merging.Unlock()
+			for r, f := range recs {
+				st.recs[r] = &record{class: class, fields: f}
+				if u := str(f["uuid"]); u != "" {
+					st.byUUID[u] = r
+				}
+			}
 		})
 	}
 	wg.Wait()
 	known := classes[:0:0]
-	st := store{recs: make(map[xapi.Ref]*record), byUUID: make(map[string]xapi.Ref), poolRef: poolRefs[0]}
 	for i, class := range classes {
 		switch err := errs[i]; {
 		case errors.Is(err, xapi.ErrMessageMethodUnknown):
@@ -294,12 +320,6 @@ func (p *Pool) load(ctx context.Context) error {
 			return fmt.Errorf("pool %s: load: %s.get_all_records: %w", p.client.URL(), class, err)
 		}
 		known = append(known, class)
-		for r, f := range results[i] {
-			st.recs[r] = &record{class: class, fields: f}
-			if u := str(f["uuid"]); u != "" {
-				st.byUUID[u] = r
-			}
-		}
 	}
 	poolRec := st.recs[st.poolRef]
 	if poolRec == nil {
@@ -307,7 +327,12 @@ func (p *Pool) load(ctx context.Context) error {
 	}
 	st.poolUUID = str(poolRec.fields["uuid"])
 
-	built := buildAll(&st)
+	// The watched classes are built before the new state is installed, so
+	// that readers of the old state are not held up meanwhile.
+	p.mu.RLock()
+	eager := p.eagerClasses(known)
+	p.mu.RUnlock()
+	built := build(&st, eager)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -327,14 +352,90 @@ func (p *Pool) load(ctx context.Context) error {
 	p.deps = make(map[depKey]map[xapi.Ref]struct{})
 	p.depFields = make(map[xapi.Ref]map[string]int)
 	p.fwd = make(map[xapi.Ref][]depKey, len(built))
-	p.unindexed = built // indexed by the first batch that changes something
-	for _, b := range built {
-		if b.obj != nil {
-			p.put(&entry{id: str(b.obj["id"]), kind: kindOf(st.recs[b.ref].class, b.obj), ref: b.ref, obj: b.obj})
-		}
+	p.indexed = false // indexed by the first batch that changes something
+	p.unindexed = nil
+	p.built = make(map[string]bool, len(known))
+	for _, c := range eager {
+		p.built[c] = true
 	}
+	p.addBuilt(built)
+	p.ensure(p.eagerClasses(known)...) // a subscriber came meanwhile
 	p.publish([]Change{{Op: "reset", Pool: st.poolUUID}})
 	return nil
+}
+
+// eagerClasses returns those of classes that subscribers watch and that
+// have objects (p.mu held).
+func (p *Pool) eagerClasses(classes []string) []string {
+	var out []string
+	for _, c := range classes {
+		if (p.eager[""] || p.eager[c]) && transformOf(c) != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// classOfKind is the XAPI class whose records make the objects of a kind.
+func classOfKind(kind string) string {
+	switch kind {
+	case "VM-template", "VM-snapshot", "VM-controller":
+		return "VM"
+	case "VDI-snapshot", "VDI-unmanaged":
+		return "VDI"
+	case "alarm":
+		return "message"
+	}
+	return kind
+}
+
+// ensure builds the objects of those of classes that are cached, have
+// objects and are not built yet (p.mu held for writing). Objects are
+// built from the current records, so a class built late is as current
+// as the others; from then on, apply keeps it current.
+func (p *Pool) ensure(classes ...string) {
+	var todo []string
+	for _, c := range classes {
+		if p.loaded && !p.built[c] && p.canon[strings.ToLower(c)] == c && transformOf(c) != nil && !slices.Contains(todo, c) {
+			todo = append(todo, c)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	bs := build(&p.st, todo)
+	for _, c := range todo {
+		p.built[c] = true
+	}
+	p.addBuilt(bs)
+}
+
+// complete reports whether every class with objects is built (p.mu held).
+func (p *Pool) complete() bool {
+	for _, c := range p.classes {
+		if !p.built[c] && transformOf(c) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// addBuilt files freshly built objects (p.mu held): in the indexes, and
+// in the dependency index if it is built, else for the next index.
+func (p *Pool) addBuilt(bs []built) {
+	for _, b := range bs {
+		if b.obj == nil {
+			continue
+		}
+		p.put(&entry{id: str(b.obj["id"]), kind: kindOf(p.st.recs[b.ref].class, b.obj), ref: b.ref, obj: b.obj})
+	}
+	if p.indexed {
+		for _, b := range bs {
+			p.setDeps(b.ref, b.deps)
+		}
+	} else {
+		p.unindexed = append(p.unindexed, bs...)
+	}
 }
 
 // built is the result of transforming one record.
@@ -344,11 +445,14 @@ type built struct {
 	deps []depKey
 }
 
-// buildAll transforms every record of st, on all CPUs.
-func buildAll(st *store) []built {
+// build transforms every record of st of the given classes, on all CPUs.
+func build(st *store, classes []string) []built {
+	if len(classes) == 0 {
+		return nil
+	}
 	var todo []xapi.Ref
 	for r, rec := range st.recs {
-		if transformOf(rec.class) != nil {
+		if slices.Contains(classes, rec.class) && transformOf(rec.class) != nil {
 			todo = append(todo, r)
 		}
 	}
@@ -425,14 +529,15 @@ func (p *Pool) drop(e *entry) {
 	delete(p.sorted, e.kind)
 }
 
-// index adds the dependencies of the last load to the reverse index
-// (p.mu held). Deferred until a batch needs it, so that a cold process
-// answering one request never pays for it.
+// index adds the dependencies of the objects built since the last load
+// to the reverse index (p.mu held). Deferred until a batch needs it, so
+// that a cold process answering one request never pays for it.
 func (p *Pool) index() {
 	for _, b := range p.unindexed {
 		p.setDeps(b.ref, b.deps)
 	}
 	p.unindexed = nil
+	p.indexed = true
 }
 
 // setDeps replaces what dependent is recorded to have read (p.mu held).
@@ -498,7 +603,7 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 	}
 	p.token = b.Token
 	events := b.Events
-	if p.unindexed != nil {
+	if !p.indexed {
 		// The first batch after a load holds at least the load's own
 		// event.inject, which changes nothing: skip such no-op events
 		// before paying for the index.
@@ -587,6 +692,9 @@ func (p *Pool) recompute(r xapi.Ref, m *memo, changes []Change) []Change {
 	old := p.byRef[r]
 	var obj Object
 	rec := p.st.recs[r]
+	if rec != nil && !p.built[rec.class] {
+		return changes // built from the records when first needed
+	}
 	if rec != nil && transformOf(rec.class) != nil {
 		c := tctx{s: &p.st, self: r, memo: m}
 		obj = c.transform(rec.class, rec.fields)
@@ -647,6 +755,7 @@ func (p *Pool) table(kind string) *table {
 	if t, ok := p.sorted[kind]; ok {
 		return t
 	}
+	p.ensure(classOfKind(kind))
 	es := p.byKind[kind]
 	ids := make([]string, 0, len(es))
 	for id := range es {
@@ -670,15 +779,61 @@ func (p *Pool) table(kind string) *table {
 // any kind. It does no I/O: call Fresh first. A miss is a *NotFoundError
 // (errors.Is(err, ErrNotFound)).
 func (p *Pool) Object(kind, id string) (Object, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if e := p.lookup(id); e != nil && (kind == "" || e.kind == kind) {
+	if e := p.find(kind, id); e != nil {
 		return e.obj, nil
 	}
 	return nil, &NotFoundError{Type: kind, ID: id}
 }
 
-// lookup finds an entry by id, uuid or ref (p.mu held).
+// find returns the entry of that kind ("" for any) and id, building the
+// classes that may hold it if they are not built yet.
+func (p *Pool) find(kind, id string) *entry {
+	p.mu.RLock()
+	e, final := p.lookupKind(kind, id)
+	p.mu.RUnlock()
+	if e != nil || final {
+		return e
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if kind != "" {
+		p.ensure(classOfKind(kind))
+	} else {
+		// Try the class of the record behind a uuid or ref first.
+		r, ok := p.st.byUUID[id]
+		if !ok {
+			r = xapi.Ref(id)
+		}
+		if rec := p.st.recs[r]; rec != nil {
+			p.ensure(rec.class)
+		}
+		if p.lookup(id) == nil {
+			p.ensure(p.classes...)
+		}
+	}
+	e, _ = p.lookupKind(kind, id)
+	return e
+}
+
+// lookupKind finds the entry of that kind ("" for any) and id among the
+// objects built (p.mu held); final reports whether a miss is final: the
+// classes that could hold the object are built (or the pool is not
+// loaded).
+func (p *Pool) lookupKind(kind, id string) (e *entry, final bool) {
+	if e := p.lookup(id); e != nil && (kind == "" || e.kind == kind) {
+		return e, true
+	}
+	if !p.loaded {
+		return nil, true
+	}
+	if kind != "" {
+		return nil, p.built[classOfKind(kind)]
+	}
+	return nil, p.complete()
+}
+
+// lookup finds an entry by id, uuid or ref among the objects built
+// (p.mu held).
 func (p *Pool) lookup(id string) *entry {
 	if e := p.byID[id]; e != nil {
 		return e
@@ -695,9 +850,7 @@ func (p *Pool) lookup(id string) *entry {
 // Ref returns the XAPI ref behind an object id (or uuid, or ref), for
 // calls on it; ok is false when the cache has no such object.
 func (p *Pool) Ref(id string) (r xapi.Ref, ok bool) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if e := p.lookup(id); e != nil {
+	if e := p.find("", id); e != nil {
 		return e.ref, true
 	}
 	return "", false
@@ -714,9 +867,17 @@ func (p *Pool) Record(r xapi.Ref) (class string, fields map[string]any, ok bool)
 	return "", nil, false
 }
 
-// has reports whether the cache holds an object with that id, uuid or ref.
+// has reports whether the cache may hold an object with that id, uuid or
+// ref: one is built, or a record has that uuid or ref. It builds nothing.
 func (p *Pool) has(id string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.lookup(id) != nil
+	if p.lookup(id) != nil {
+		return true
+	}
+	if _, ok := p.st.byUUID[id]; ok {
+		return true
+	}
+	_, ok := p.st.recs[xapi.Ref(id)]
+	return ok
 }
