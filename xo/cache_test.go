@@ -731,8 +731,18 @@ func TestLazyBuild(t *testing.T) {
 		}
 	}
 
-	if n := len(p.Objects("VM-template")); n == 0 {
-		t.Error("no templates")
+	var def xo.Object // a default template: its id is not its uuid
+	for _, o := range p.Objects("VM-template") {
+		if o["isDefaultTemplate"] == true {
+			def = o
+		}
+	}
+	if def == nil || def["id"] == def["uuid"] {
+		t.Fatalf("no default template with an id of its own: %v", def)
+	}
+	built("VM")
+	if o, err := p.Object("VM-template", def["uuid"].(string)); err != nil || o["id"] != def["id"] {
+		t.Errorf("default template by uuid: %v, %v", o["id"], err)
 	}
 	built("VM")
 	if o, err := p.Object("", srUUID); err != nil || o["_xapiRef"] != srRef {

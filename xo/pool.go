@@ -285,7 +285,10 @@ func (p *Pool) load(ctx context.Context) error {
 	// their way.
 	classes := cachedClasses()
 	errs := make([]error, len(classes))
-	st := store{recs: make(map[xapi.Ref]*record), byUUID: make(map[string]xapi.Ref), poolRef: poolRefs[0]}
+	p.mu.RLock()
+	hint := len(p.st.recs) // a reload expects about as many records
+	p.mu.RUnlock()
+	st := store{recs: make(map[xapi.Ref]*record, hint), poolRef: poolRefs[0]}
 	var (
 		wg      sync.WaitGroup
 		merging sync.Mutex // guards st while loading
@@ -304,9 +307,6 @@ func (p *Pool) load(ctx context.Context) error {
 			defer merging.Unlock()
 			for r, f := range recs {
 				st.recs[r] = &record{class: class, fields: f}
-				if u := str(f["uuid"]); u != "" {
-					st.byUUID[u] = r
-				}
 			}
 		})
 	}
@@ -449,6 +449,9 @@ type built struct {
 func build(st *store, classes []string) []built {
 	if len(classes) == 0 {
 		return nil
+	}
+	if slices.ContainsFunc(classes, usesUUIDs) {
+		st.indexUUIDs()
 	}
 	var todo []xapi.Ref
 	for r, rec := range st.recs {
@@ -625,7 +628,7 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 				continue
 			}
 			delete(p.st.recs, ev.Ref)
-			if u := str(old.fields["uuid"]); u != "" && p.st.byUUID[u] == ev.Ref {
+			if u := str(old.fields["uuid"]); u != "" && p.st.byUUID != nil && p.st.byUUID[u] == ev.Ref {
 				delete(p.st.byUUID, u)
 				p.dependents(depKey{xapi.Ref("uuid:" + u), ""}, dirty)
 			}
@@ -644,7 +647,7 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 				}
 			}
 			p.st.recs[ev.Ref] = &record{class: class, fields: ev.Snapshot}
-			if u := str(ev.Snapshot["uuid"]); u != "" && p.st.byUUID[u] != ev.Ref {
+			if u := str(ev.Snapshot["uuid"]); u != "" && p.st.byUUID != nil && p.st.byUUID[u] != ev.Ref {
 				p.st.byUUID[u] = ev.Ref
 				p.dependents(depKey{xapi.Ref("uuid:" + u), ""}, dirty)
 			}
@@ -796,6 +799,7 @@ func (p *Pool) find(kind, id string) *entry {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.st.indexUUIDs()
 	if kind != "" {
 		p.ensure(classOfKind(kind))
 	} else {
@@ -817,8 +821,8 @@ func (p *Pool) find(kind, id string) *entry {
 
 // lookupKind finds the entry of that kind ("" for any) and id among the
 // objects built (p.mu held); final reports whether a miss is final: the
-// classes that could hold the object are built (or the pool is not
-// loaded).
+// classes that could hold the object are built and so are the uuids (or
+// the pool is not loaded).
 func (p *Pool) lookupKind(kind, id string) (e *entry, final bool) {
 	if e := p.lookup(id); e != nil && (kind == "" || e.kind == kind) {
 		return e, true
@@ -826,14 +830,17 @@ func (p *Pool) lookupKind(kind, id string) (e *entry, final bool) {
 	if !p.loaded {
 		return nil, true
 	}
+	if p.st.byUUID == nil && !strings.HasPrefix(id, "OpaqueRef:") {
+		return nil, false
+	}
 	if kind != "" {
 		return nil, p.built[classOfKind(kind)]
 	}
 	return nil, p.complete()
 }
 
-// lookup finds an entry by id, uuid or ref among the objects built
-// (p.mu held).
+// lookup finds an entry by id, uuid (once indexed) or ref among the
+// objects built (p.mu held).
 func (p *Pool) lookup(id string) *entry {
 	if e := p.byID[id]; e != nil {
 		return e
@@ -868,8 +875,17 @@ func (p *Pool) Record(r xapi.Ref) (class string, fields map[string]any, ok bool)
 }
 
 // has reports whether the cache may hold an object with that id, uuid or
-// ref: one is built, or a record has that uuid or ref. It builds nothing.
+// ref: one is built, or a record has that uuid or ref. It builds no
+// objects (but the uuid index if needed).
 func (p *Pool) has(id string) bool {
+	p.mu.RLock()
+	indexed := p.st.byUUID != nil
+	p.mu.RUnlock()
+	if !indexed {
+		p.mu.Lock()
+		p.st.indexUUIDs()
+		p.mu.Unlock()
+	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.lookup(id) != nil {
