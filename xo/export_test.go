@@ -28,7 +28,7 @@ func (p *Pool) TransformClass(class string) int {
 func (p *Pool) BuildAll() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return len(build(&p.st, p.classes))
+	return len(build(&p.st, p.allKinds(), nil))
 }
 
 // CachedClasses lists the classes a Pool loads.
@@ -41,7 +41,7 @@ func (p *Pool) Indexed() bool {
 	return p.indexed
 }
 
-// Built returns the classes whose objects are built, sorted.
+// Built returns the kinds whose objects are built, sorted.
 func (p *Pool) Built() []string {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -52,5 +52,26 @@ func (p *Pool) Built() []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// KindMismatches returns, for every cached record whose object's kind
+// differs from the kind recordKind predicts, "<ref>: <predicted> != <kind>".
+func (p *Pool) KindMismatches() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.indexUUIDs()
+	var out []string
+	for r, rec := range p.st.recs {
+		c := tctx{s: &p.st, self: r}
+		predicted := c.recordKind(rec.class, rec.fields)
+		obj := c.transform(rec.class, rec.fields)
+		if obj == nil {
+			continue
+		}
+		if k := kindOf(rec.class, obj); k != predicted {
+			out = append(out, string(r)+": "+predicted+" != "+k)
+		}
+	}
 	return out
 }

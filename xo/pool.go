@@ -52,9 +52,10 @@ type PoolOptions struct {
 // Derived objects are kept current incrementally: every transform records
 // what it read (a field of another record, or that record's existence),
 // and a change recomputes the objects that read what changed, not the
-// whole pool. Objects are built per XAPI class on first use (see
-// ensure); until then a class has records and no objects, and changes
-// to its records only update the records.
+// whole pool. Objects are built per kind on first use (see ensure);
+// until then a kind has records and no objects, and changes to its
+// records only update the records (and, for a class with several kinds,
+// check whether the record's kind changed to a built one).
 //
 // A Pool is safe for concurrent use.
 type Pool struct {
@@ -84,8 +85,8 @@ type Pool struct {
 	fwd       map[xapi.Ref][]depKey       // dependent → what it read
 	indexed   bool                        // deps/fwd hold every built object
 	unindexed []built                     // built, not yet in deps/fwd
-	built     map[string]bool             // classes whose objects are built
-	eager     map[string]bool             // classes built at load (watched); "" for all
+	built     map[string]bool             // kinds whose objects are built
+	eager     map[string]bool             // kinds built at load (watched); "" for all
 
 	smu      sync.Mutex // guards the subscribers and the watch loop
 	subs     map[*Subscription]struct{}
@@ -327,12 +328,12 @@ func (p *Pool) load(ctx context.Context) error {
 	}
 	st.poolUUID = str(poolRec.fields["uuid"])
 
-	// The watched classes are built before the new state is installed, so
+	// The watched kinds are built before the new state is installed, so
 	// that readers of the old state are not held up meanwhile.
 	p.mu.RLock()
-	eager := p.eagerClasses(known)
+	eager := p.eagerKinds(known)
 	p.mu.RUnlock()
-	built := build(&st, eager)
+	built := build(&st, eager, nil)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -354,23 +355,25 @@ func (p *Pool) load(ctx context.Context) error {
 	p.fwd = make(map[xapi.Ref][]depKey, len(built))
 	p.indexed = false // indexed by the first batch that changes something
 	p.unindexed = nil
-	p.built = make(map[string]bool, len(known))
-	for _, c := range eager {
-		p.built[c] = true
+	p.built = make(map[string]bool)
+	for _, k := range eager {
+		p.built[k] = true
 	}
 	p.addBuilt(built)
-	p.ensure(p.eagerClasses(known)...) // a subscriber came meanwhile
+	p.ensure(p.eagerKinds(known)...) // a subscriber came meanwhile
 	p.publish([]Change{{Op: "reset", Pool: st.poolUUID}})
 	return nil
 }
 
-// eagerClasses returns those of classes that subscribers watch and that
-// have objects (p.mu held).
-func (p *Pool) eagerClasses(classes []string) []string {
+// eagerKinds returns the kinds of classes that subscribers watch (p.mu
+// held).
+func (p *Pool) eagerKinds(classes []string) []string {
 	var out []string
 	for _, c := range classes {
-		if (p.eager[""] || p.eager[c]) && transformOf(c) != nil {
-			out = append(out, c)
+		for _, k := range kindsOf(c) {
+			if p.eager[""] || p.eager[k] {
+				out = append(out, k)
+			}
 		}
 	}
 	return out
@@ -389,39 +392,79 @@ func classOfKind(kind string) string {
 	return kind
 }
 
-// ensure builds the objects of those of classes that are cached, have
-// objects and are not built yet (p.mu held for writing). Objects are
-// built from the current records, so a class built late is as current
-// as the others; from then on, apply keeps it current.
-func (p *Pool) ensure(classes ...string) {
+// kindsOf returns the kinds of the objects that records of class make
+// (none for the classes read only through links).
+func kindsOf(class string) []string {
+	switch class {
+	case "VM":
+		return []string{"VM", "VM-template", "VM-snapshot", "VM-controller"}
+	case "VDI":
+		return []string{"VDI", "VDI-snapshot", "VDI-unmanaged"}
+	case "message":
+		return []string{"message", "alarm"}
+	}
+	if transformOf(class) == nil {
+		return nil
+	}
+	return []string{class}
+}
+
+// ensure builds the objects of those of kinds that are not built yet and
+// whose class is cached (p.mu held for writing). Objects are built from
+// the current records, so a kind built late is as current as the others;
+// from then on, apply keeps it current.
+func (p *Pool) ensure(kinds ...string) {
+	if !p.loaded {
+		return
+	}
 	var todo []string
-	for _, c := range classes {
-		if p.loaded && !p.built[c] && p.canon[strings.ToLower(c)] == c && transformOf(c) != nil && !slices.Contains(todo, c) {
-			todo = append(todo, c)
+	for _, k := range kinds {
+		c := classOfKind(k)
+		if !p.built[k] && p.canon[strings.ToLower(c)] == c && slices.Contains(kindsOf(c), k) && !slices.Contains(todo, k) {
+			todo = append(todo, k)
 		}
 	}
 	if len(todo) == 0 {
 		return
 	}
-	bs := build(&p.st, todo)
-	for _, c := range todo {
-		p.built[c] = true
+	bs := build(&p.st, todo, p.built)
+	for _, k := range todo {
+		p.built[k] = true
 	}
 	p.addBuilt(bs)
 }
 
-// complete reports whether every class with objects is built (p.mu held).
+// touched reports whether some kind of class is built, so that its
+// records are followed by apply (p.mu held).
+func (p *Pool) touched(class string) bool {
+	return slices.ContainsFunc(kindsOf(class), func(k string) bool { return p.built[k] })
+}
+
+// complete reports whether every kind of the cached classes is built
+// (p.mu held).
 func (p *Pool) complete() bool {
 	for _, c := range p.classes {
-		if !p.built[c] && transformOf(c) != nil {
-			return false
+		for _, k := range kindsOf(c) {
+			if !p.built[k] {
+				return false
+			}
 		}
 	}
 	return true
 }
 
+// allKinds returns the kinds of the cached classes (p.mu held).
+func (p *Pool) allKinds() []string {
+	var out []string
+	for _, c := range p.classes {
+		out = append(out, kindsOf(c)...)
+	}
+	return out
+}
+
 // addBuilt files freshly built objects (p.mu held): in the indexes, and
-// in the dependency index if it is built, else for the next index.
+// their dependencies in the dependency index if it is built, else for
+// the next index.
 func (p *Pool) addBuilt(bs []built) {
 	for _, b := range bs {
 		if b.obj == nil {
@@ -438,24 +481,35 @@ func (p *Pool) addBuilt(bs []built) {
 	}
 }
 
-// built is the result of transforming one record.
+// built is the result of transforming one record: its object, or none
+// when the record's kind is not built (then deps are what decided its
+// kind, so that apply notices when it changes).
 type built struct {
 	ref  xapi.Ref
 	obj  Object
 	deps []depKey
 }
 
-// build transforms every record of st of the given classes, on all CPUs.
-func build(st *store, classes []string) []built {
-	if len(classes) == 0 {
+// build transforms the records of st whose kind is one of kinds, on all
+// CPUs. The other records of the classes of kinds are reported without
+// an object, with what decided their kind, unless their kind is in done
+// (already built: they are left alone).
+func build(st *store, kinds []string, done map[string]bool) []built {
+	if len(kinds) == 0 {
 		return nil
+	}
+	var classes []string
+	for _, k := range kinds {
+		if c := classOfKind(k); !slices.Contains(classes, c) {
+			classes = append(classes, c)
+		}
 	}
 	if slices.ContainsFunc(classes, usesUUIDs) {
 		st.indexUUIDs()
 	}
 	var todo []xapi.Ref
 	for r, rec := range st.recs {
-		if slices.Contains(classes, rec.class) && transformOf(rec.class) != nil {
+		if slices.Contains(classes, rec.class) {
 			todo = append(todo, r)
 		}
 	}
@@ -469,13 +523,19 @@ func build(st *store, classes []string) []built {
 				r := todo[i]
 				rec := st.recs[r]
 				c.self = r
-				obj := c.transform(rec.class, rec.fields)
-				out[i] = built{ref: r, obj: obj, deps: c.finish()}
+				out[i].ref = r
+				switch k := c.recordKind(rec.class, rec.fields); {
+				case slices.Contains(kinds, k):
+					out[i].obj = c.transform(rec.class, rec.fields)
+				case done[k]:
+					out[i].ref = "" // already built: left alone
+				}
+				out[i].deps = c.finish()
 			}
 		})
 	}
 	wg.Wait()
-	return out
+	return slices.DeleteFunc(out, func(b built) bool { return b.ref == "" })
 }
 
 // kindOf is the collection an object belongs to: its type, except that
@@ -695,14 +755,16 @@ func (p *Pool) recompute(r xapi.Ref, m *memo, changes []Change) []Change {
 	old := p.byRef[r]
 	var obj Object
 	rec := p.st.recs[r]
-	if rec != nil && !p.built[rec.class] {
+	switch {
+	case rec != nil && !p.touched(rec.class):
 		return changes // built from the records when first needed
-	}
-	if rec != nil && transformOf(rec.class) != nil {
+	case rec != nil:
 		c := tctx{s: &p.st, self: r, memo: m}
-		obj = c.transform(rec.class, rec.fields)
+		if p.built[c.recordKind(rec.class, rec.fields)] {
+			obj = c.transform(rec.class, rec.fields)
+		}
 		p.setDeps(r, c.finish())
-	} else {
+	default:
 		p.setDeps(r, nil)
 	}
 	if obj == nil {
@@ -758,7 +820,7 @@ func (p *Pool) table(kind string) *table {
 	if t, ok := p.sorted[kind]; ok {
 		return t
 	}
-	p.ensure(classOfKind(kind))
+	p.ensure(kind)
 	es := p.byKind[kind]
 	ids := make([]string, 0, len(es))
 	for id := range es {
@@ -801,18 +863,19 @@ func (p *Pool) find(kind, id string) *entry {
 	defer p.mu.Unlock()
 	p.st.indexUUIDs()
 	if kind != "" {
-		p.ensure(classOfKind(kind))
+		p.ensure(kind)
 	} else {
-		// Try the class of the record behind a uuid or ref first.
+		// Try the kind of the record behind a uuid or ref first.
 		r, ok := p.st.byUUID[id]
 		if !ok {
 			r = xapi.Ref(id)
 		}
 		if rec := p.st.recs[r]; rec != nil {
-			p.ensure(rec.class)
+			c := tctx{s: &p.st, self: r}
+			p.ensure(c.recordKind(rec.class, rec.fields))
 		}
 		if p.lookup(id) == nil {
-			p.ensure(p.classes...)
+			p.ensure(p.allKinds()...)
 		}
 	}
 	e, _ = p.lookupKind(kind, id)
@@ -834,7 +897,7 @@ func (p *Pool) lookupKind(kind, id string) (e *entry, final bool) {
 		return nil, false
 	}
 	if kind != "" {
-		return nil, p.built[classOfKind(kind)]
+		return nil, p.built[kind]
 	}
 	return nil, p.complete()
 }

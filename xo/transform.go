@@ -264,6 +264,25 @@ func (c *tctx) objectType(r xapi.Ref) string {
 	return rec.class
 }
 
+// recordKind returns the kind of the object a record of class makes (see
+// kindOf), without building it, and records the dependencies that decide
+// it: those of vmType and vdiType; the message name decides between
+// message and alarm.
+func (c *tctx) recordKind(class string, r map[string]any) string {
+	switch class {
+	case "VM":
+		return vmType(c, r)
+	case "VDI":
+		return vdiType(c, r)
+	case "message":
+		if isAlarm(str(r["name"])) {
+			return "alarm"
+		}
+		return "message"
+	}
+	return class
+}
+
 // collectionOfType is XO's REST collection name of an object type, as
 // alarms build their hrefs: the type lower-cased plus "s".
 func collectionOfType(t string) string {

@@ -140,9 +140,9 @@ func (p *Pool) Watch(opts WatchOptions) *Subscription {
 	return s
 }
 
-// attach adds s to the pool's subscribers. The classes of the kinds s
-// watches are built from now on at every load and right away if the pool
-// is loaded, since apply only publishes changes of built objects.
+// attach adds s to the pool's subscribers. The kinds s watches are built
+// from now on at every load and right away if the pool is loaded, since
+// apply only publishes changes of built objects.
 func (p *Pool) attach(s *Subscription) {
 	s.mu.Lock()
 	s.pools = append(s.pools, p)
@@ -152,9 +152,9 @@ func (p *Pool) attach(s *Subscription) {
 		p.eager[""] = true
 	}
 	for k := range s.kinds {
-		p.eager[classOfKind(k)] = true
+		p.eager[k] = true
 	}
-	p.ensure(p.eagerClasses(p.classes)...)
+	p.ensure(p.eagerKinds(p.classes)...)
 	p.mu.Unlock()
 	p.smu.Lock()
 	defer p.smu.Unlock()
