@@ -262,8 +262,8 @@ func eventClasses(classes []string) []string {
 // next catch-up. Classes the host does not know are dropped. The new
 // state replaces the old at once and subscribers get a reset.
 //
-// Objects are not built here, except those of the classes subscribers
-// watch: each class is built on first use (see ensure), so a cold process
+// Objects are not built here, except those of the kinds subscribers
+// watch: each kind is built on first use (see ensure), so a cold process
 // answering one collection pays only for that collection's objects.
 func (p *Pool) load(ctx context.Context) error {
 	var poolRefs []xapi.Ref
@@ -851,7 +851,7 @@ func (p *Pool) Object(kind, id string) (Object, error) {
 }
 
 // find returns the entry of that kind ("" for any) and id, building the
-// classes that may hold it if they are not built yet.
+// kinds that may hold it if they are not built yet.
 func (p *Pool) find(kind, id string) *entry {
 	p.mu.RLock()
 	e, final := p.lookupKind(kind, id)
@@ -884,8 +884,8 @@ func (p *Pool) find(kind, id string) *entry {
 
 // lookupKind finds the entry of that kind ("" for any) and id among the
 // objects built (p.mu held); final reports whether a miss is final: the
-// classes that could hold the object are built and so are the uuids (or
-// the pool is not loaded).
+// kinds that could hold the object are built and so is the uuid index
+// (or the pool is not loaded).
 func (p *Pool) lookupKind(kind, id string) (e *entry, final bool) {
 	if e := p.lookup(id); e != nil && (kind == "" || e.kind == kind) {
 		return e, true
