@@ -27,6 +27,7 @@ func TestTemplate(t *testing.T) {
 		"XapiPasswordSecretArn": testSecretARN,
 		"VpcSubnetIds":          []interface{}{"subnet-1", "subnet-2"},
 		"VpcSecurityGroupIds":   []interface{}{"sg-1"},
+		"ImportAllow":           "10.0.5.0/24",
 	}})
 	if err != nil {
 		t.Fatalf("goformation: %v", err)
@@ -34,7 +35,7 @@ func TestTemplate(t *testing.T) {
 	if tpl.Transform == nil || tpl.Transform.String == nil || *tpl.Transform.String != "AWS::Serverless-2016-10-31" {
 		t.Errorf("Transform %v, want AWS::Serverless-2016-10-31", tpl.Transform)
 	}
-	for _, p := range []string{"XapiUrls", "XapiUser", "XapiPasswordSecretArn", "VpcSubnetIds", "VpcSecurityGroupIds"} {
+	for _, p := range []string{"XapiUrls", "XapiUser", "XapiPasswordSecretArn", "VpcSubnetIds", "VpcSecurityGroupIds", "ImportAllow"} {
 		if _, ok := tpl.Parameters[p]; !ok {
 			t.Errorf("parameter %s is missing", p)
 		}
@@ -67,6 +68,9 @@ func TestTemplate(t *testing.T) {
 		env := fn.Environment.Variables
 		if env["XOREST_XAPI_PASSWORD_SECRET"] != testSecretARN || env["XOREST_XAPI"] != "https://10.0.0.10,https://10.0.1.10" {
 			t.Errorf("environment %v", env)
+		}
+		if env["XOREST_IMPORT_ALLOW"] != "10.0.5.0/24" {
+			t.Errorf("XOREST_IMPORT_ALLOW %q does not come from the ImportAllow parameter", env["XOREST_IMPORT_ALLOW"])
 		}
 		if _, err := deploy.ParseMode(env["XOREST_LAMBDA_MODE"]); err != nil {
 			t.Error(err)

@@ -18,16 +18,19 @@ import (
 // validates its JSON body against the action's parameters (422 listing
 // every problem, before any XAPI call), creates an XAPI task with
 // task.create ("REST API: <action> <type>", other_config.applies_to = the
-// object's uuid) and runs the action in the background, detached from the
+// object's uuid) and runs the action as a job (jobs.go), detached from the
 // request: the task ends with the action's result (success) or its XAPI
 // error (failure, error_info = [code, params…]).
 //
 //   - By default the answer is 202, Location: /rest/v0/tasks/<task uuid>,
 //     and the task URL as a plain-text body (the seed's form).
-//   - With ?sync the handler waits: 200 with the result as JSON, 204 for
-//     actions without a result, or the error rendered with the status table
-//     (XAPI's code and parameters in data). A client that leaves does not
-//     stop the work; the task shows how it ended.
+//   - With ?sync the handler waits for the task: 200 with the result as
+//     JSON, 204 for actions without a result, or the error rendered with
+//     the status table (XAPI's code and parameters in data). The wait is
+//     bounded by Config.WaitTimeout and by the request's deadline (a
+//     gateway's limit); past that bound the answer is the 202 above. A
+//     client that leaves does not stop the work; the task shows how it
+//     ended.
 //
 // Discovery (the seed's): GET /rest/v0/<collection>/_/actions lists the
 // action URLs (fields, filter, ndjson… apply), GET …/_/actions/<action>
@@ -376,11 +379,12 @@ func (s *server) runAction(c actionCollection, act action) HandlerFunc {
 		if err != nil {
 			return err
 		}
-		obj, pool, ref, err := s.target(r.Context(), c.kind, r.PathValue("id"))
+		obj, pool, _, err := s.target(r.Context(), c.kind, r.PathValue("id"))
 		if err != nil {
 			return err
 		}
-		args, refs, err := validateArgs(act, pool, body)
+		// Validated here for the 422, again by the job where it runs.
+		args, _, err := validateArgs(act, pool, body)
 		if err != nil {
 			return err
 		}
@@ -389,53 +393,40 @@ func (s *server) runAction(c actionCollection, act action) HandlerFunc {
 				return err
 			}
 		}
-		call := &actionCall{srv: s, client: pool.Client(), pool: pool, ref: ref, obj: obj, args: args, refs: refs}
-		ctx, cancel := detach(r.Context())
-		task, taskID, err := startTask(ctx, call.client, "REST API: "+act.name+" "+c.typ, idString(obj["uuid"]))
-		if err != nil {
-			cancel()
-			return err
-		}
-		call.task = task
-		type outcome struct {
-			result any
-			err    error
-		}
-		done := make(chan outcome, 1)
-		go func() {
-			defer cancel()
-			result, err := act.run(ctx, call)
-			endTask(ctx, call.client, task, result, err)
-			done <- outcome{result, err}
-		}()
-		href := taskHref(taskID)
-		if !queryOf(r).Sync {
-			w.Header().Set("Location", href)
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusAccepted)
-			_, err := w.Write([]byte(href))
-			return err
-		}
-		var out outcome
-		select {
-		case out = <-done:
-		case <-r.Context().Done():
-			return fmt.Errorf("the client left; the action goes on as task %s: %w", taskID, context.Cause(r.Context()))
-		}
-		if out.err != nil {
-			return out.err
-		}
-		if out.result == nil {
-			w.WriteHeader(http.StatusNoContent)
-			return nil
-		}
-		if m, ok := out.result.(map[string]any); ok && act.created != "" {
-			w.Header().Set("Location", BasePath+"/"+act.created+"/"+idString(m["id"]))
-		}
-		w.Header().Set("Content-Type", contentJSON)
-		_, err = w.Write(appendJSON(nil, out.result, true, 0))
-		return err
+		uuid := idString(obj["uuid"])
+		return s.startJob(w, r, jobStart{
+			Pool: pool, Name: "REST API: " + act.name + " " + c.typ, AppliesTo: uuid,
+			Kind: "action", Params: actionJob{Collection: c.name, Action: act.name, Object: uuid, Args: body},
+			Sync: queryOf(r).Sync,
+			Done: func(w http.ResponseWriter, result any) error {
+				if result == nil {
+					w.WriteHeader(http.StatusNoContent)
+					return nil
+				}
+				if m, ok := result.(map[string]any); ok && act.created != "" {
+					w.Header().Set("Location", BasePath+"/"+act.created+"/"+idString(m["id"]))
+				}
+				w.Header().Set("Content-Type", contentJSON)
+				_, err := w.Write(appendJSON(nil, result, true, 0))
+				return err
+			},
+		})
 	}
+}
+
+// findAction returns the action of that name of that collection.
+func findAction(collection, name string) (actionCollection, action, bool) {
+	for _, c := range actionCollections() {
+		if c.name != collection {
+			continue
+		}
+		for _, act := range c.actions {
+			if act.name == name {
+				return c, act, true
+			}
+		}
+	}
+	return actionCollection{}, action{}, false
 }
 
 // startTask creates the XAPI task an action reports on and returns its
@@ -460,13 +451,17 @@ func startTask(ctx context.Context, c *xapi.Client, name, objectUUID string) (xa
 
 // endTask records the outcome of an action on its task: the result and
 // success, or the XAPI error (any other error as INTERNAL_ERROR) and
-// failure. Failures to record are lost with the task's state: there is
-// nobody left to tell.
+// failure; an error of this package's kinds is recorded with its
+// jobErrorCodes code and its message. Failures to record are lost with
+// the task's state: there is nobody left to tell.
 func endTask(ctx context.Context, c *xapi.Client, task xapi.Ref, result any, err error) {
 	if err != nil {
 		info := []string{"INTERNAL_ERROR", err.Error()}
 		if xe, ok := errors.AsType[*xapi.Error](err); ok {
 			info = append([]string{xe.Code}, redactXAPIParams(xe)...)
+		} else if code := jobErrorCode(err); code != "" {
+			_, body := describe(err)
+			info = []string{code, body.Error}
 		}
 		_, _ = c.Call(ctx, "task.set_error_info", task, info)
 		_, _ = c.Call(ctx, "task.set_status", task, xapi.TaskFailure)

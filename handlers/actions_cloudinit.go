@@ -1,9 +1,10 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/xorest/xorest/transfer/cloudinit"
@@ -18,8 +19,10 @@ const configDriveName = "XO CloudConfigDrive"
 // a FAT image labelled cidata (transfer/cloudinit; instance-id = the VM's
 // uuid) in a new VDI of the image's size named "XO CloudConfigDrive", on
 // the SR of the VM's first disk (the pool's default SR when it has none),
-// written with PUT /import_raw_vdi and attached as a read-write disk on
-// the first free device (putRawVDI, attachDisk). Without cloud_config it
+// written with PUT /import_raw_vdi through the pool's XAPI client
+// (xapi.Client.PutImport: its TLS settings, a task whose error is
+// returned) and attached as a read-write disk on the first free device
+// (attachDisk). Without cloud_config it
 // does nothing. The VDI goes if a later step fails; the VM's other disks
 // are the caller's.
 //
@@ -57,7 +60,10 @@ func addConfigDrive(ctx context.Context, a *actionCall, vm xapi.Ref) error {
 	}); err != nil {
 		return fmt.Errorf("config drive: VDI.create: %w", err)
 	}
-	err = putRawVDI(ctx, &http.Client{}, c, vdi, img)
+	// Through the client's transfer transport: the pool's TLS settings
+	// (CA, pinned fingerprints) apply, as to every other call.
+	_, err = c.PutImport(ctx, "/import_raw_vdi", url.Values{"vdi": {string(vdi)}, "format": {"raw"}},
+		bytes.NewReader(img), int64(len(img)), "xorest: cloud-init config drive")
 	if err == nil {
 		err = attachDisk(ctx, c, vm, vdi)
 	}

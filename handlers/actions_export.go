@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xorest/xorest/transfer/ova"
 	"github.com/xorest/xorest/transfer/s3"
 	"github.com/xorest/xorest/xo/xapi"
 )
@@ -16,8 +15,11 @@ import (
 // The export action (POST …/<id>/actions/export) streams an export of a
 // VM, snapshot or template (XVA, OVA) or of a disk (VHD, raw) from XAPI
 // into S3 with a multipart upload (transfer/s3), on the action's task: the
-// task's progress follows the bytes S3 has stored when the length is known
-// beforehand, and its result is {bucket, key, size, etag, url}, url being
+// task's progress follows the bytes read over the length (known
+// beforehand, or for an XVA estimated) and XAPI's own progress of its
+// export (progress); it stays below 1 until the upload is complete. A
+// running VM is exported from a snapshot destroyed afterwards (exportSource).
+// The task's result is {bucket, key, size, etag, url}, url being
 // a presigned GET valid Config.PresignExpiry. Any failure aborts the
 // multipart upload (transfer/s3 does) and fails the task.
 
@@ -35,7 +37,7 @@ var exportTargetParams = []actionParam{
 func exportVMAction(collection string) action {
 	return action{
 		name:    "export",
-		summary: "Export it to S3 as an XVA (optionally compressed) or an OVA; the result is {bucket, key, size, etag, url}, url a presigned GET",
+		summary: "Export it to S3 as an XVA (optionally compressed) or an OVA, a running VM from a snapshot destroyed afterwards; the result is {bucket, key, size, etag, url}, url a presigned GET",
 		params: append([]actionParam{
 			{name: "format", typ: "string", optional: true, enum: []string{"xva", "ova"}, description: "xva (the default) or ova"},
 			{name: "compress", typ: "string", optional: true, enum: []string{"gzip", "zstd"}, description: "XVA compression, done by XAPI"},
@@ -54,7 +56,7 @@ func exportVMAction(collection string) action {
 				if format == "ova" {
 					return a.srv.openOVA(ctx, a.client, a.ref)
 				}
-				return openXVA(ctx, a.client, a.ref, compressions[a.str("compress", "")], label)
+				return a.srv.openVMXVA(ctx, a.client, a.ref, compressions[a.str("compress", "")], label)
 			})
 		},
 	}
@@ -123,17 +125,17 @@ func exportToS3(ctx context.Context, a *actionCall, collection, format string, o
 		return nil, fmt.Errorf("export %s: %w", idString(a.obj["uuid"]), err)
 	}
 	opts := s3.UploadOptions{Bucket: bucket, Key: key, ExpectedSize: st.size, ContentType: st.contentType}
-	if st.size > 0 {
-		opts.Progress = func(n int64) {
-			// Progress stays below 1 until the task succeeds.
-			_, _ = a.client.Call(ctx, "task.set_progress", a.task, min(0.99, float64(n)/float64(st.size)))
-		}
+	total := st.size
+	if total < 0 && st.estimate != nil {
+		total = st.estimate(ctx)
 	}
-	var body io.Reader = st
+	progress := startProgress(ctx, a.client, a.task, total, st.task)
+	body := progress.reader(st)
 	if st.size >= 0 {
-		body = &exactReader{r: st, expect: st.size}
+		body = &exactReader{r: body, expect: st.size}
 	}
 	res, err := s.cfg.S3.Upload(ctx, body, opts)
+	progress.end()
 	st.end(err)
 	if err != nil {
 		return nil, err
@@ -170,13 +172,10 @@ func (e *exactReader) Read(p []byte) (int, error) {
 
 // openOVA opens an OVA of the VM ref, built with transfer/ova (its exact
 // length known beforehand), as a stream written by a goroutine that the
-// stream's end stops.
+// stream's end stops. A running VM is read from a snapshot that the end
+// destroys (vmOVA).
 func (s *server) openOVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref) (*exportStream, error) {
-	vm, err := ovaVM(ctx, xc, ref)
-	if err != nil {
-		return nil, fmt.Errorf("OVA: %w", err)
-	}
-	arch, err := ova.New(ctx, vm, ova.Options{ModTime: s.now()})
+	arch, _, release, err := s.vmOVA(ctx, xc, ref)
 	if err != nil {
 		return nil, fmt.Errorf("OVA: %w", err)
 	}
@@ -195,5 +194,11 @@ func (s *server) openOVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref) (*e
 		cancel()
 		pr.CloseWithError(errors.Join(errAborted, outcome))
 		<-done
+		release()
 	}}, nil
 }
+
+// readFunc is a function as an io.Reader.
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(b []byte) (int, error) { return f(b) }

@@ -23,6 +23,7 @@
 //	ErrTooLarge                                           413
 //	ErrInvalidParameters                                  422
 //	ErrNotImplemented                                     501
+//	ErrBadGateway (an import URL's server failed)         502
 //	ErrUnavailable, xapi.ErrUnreachable                   503
 //	XAPI faults (*xapi.Error), with data {code, params}:
 //	  HANDLE_INVALID, UUID_INVALID                        404

@@ -42,6 +42,9 @@ var (
 	ErrNotImplemented = errors.New("not implemented")
 	// ErrUnavailable: a backend (XAPI, the token store) cannot be reached (503).
 	ErrUnavailable = errors.New("service unavailable")
+	// ErrBadGateway: a server xorest fetches from for the client (an
+	// import URL) failed: a 5xx answer, no answer (502).
+	ErrBadGateway = errors.New("bad gateway")
 )
 
 // statusTable maps error kinds to HTTP statuses. It is the only place where
@@ -60,6 +63,7 @@ var statusTable = []struct {
 	{ErrInvalidParameters, http.StatusUnprocessableEntity},
 	{ErrNotImplemented, http.StatusNotImplemented},
 	{ErrUnavailable, http.StatusServiceUnavailable},
+	{ErrBadGateway, http.StatusBadGateway},
 }
 
 // xapiStatus maps XAPI fault codes to HTTP statuses; other codes are 500.

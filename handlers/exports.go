@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/xorest/xorest/xo"
 	"github.com/xorest/xorest/xo/xapi"
@@ -32,7 +34,7 @@ type fileTransfer struct {
 func exportTransfers() map[string][]fileTransfer {
 	xvaExport := fileTransfer{
 		suffix:  ".xva",
-		summary: "<id>.xva exports it as an XVA (?compress=gzip|zstd)",
+		summary: "<id>.xva exports it as an XVA (?compress=gzip|zstd; a running VM from a snapshot destroyed afterwards)",
 		serve:   (*server).exportXVA,
 	}
 	disk := []fileTransfer{
@@ -41,7 +43,7 @@ func exportTransfers() map[string][]fileTransfer {
 	}
 	ovaExport := fileTransfer{
 		suffix:  ".ova",
-		summary: "<id>.ova exports it as an OVA (OVF + streamOptimized VMDKs, with a Content-Length)",
+		summary: "<id>.ova exports it as an OVA (OVF + streamOptimized VMDKs, with a Content-Length; a running VM from a snapshot destroyed afterwards)",
 		serve:   (*server).exportOVA,
 	}
 	vm := []fileTransfer{xvaExport, ovaExport}
@@ -89,9 +91,12 @@ func (s *server) withTransfers(routes []route) []route {
 var compressions = map[string]string{"": "false", "false": "false", "gzip": "true", "true": "true", "zstd": "zstd"}
 
 // exportXVA answers GET /rest/v0/<vm collection>/<id>.xva: the VM streamed
-// from XAPI's GET /export. A VM that is not halted or suspended is a 409
-// (VM_BAD_POWER_STATE, from the task); a client that leaves cancels the
-// XAPI task.
+// from XAPI's GET /export. A running or paused VM is exported from a
+// snapshot taken for the purpose and destroyed afterwards, as Xen
+// Orchestra does (exportSource); a client that leaves cancels the XAPI
+// task, and the snapshot goes then too. The snapshot is destroyed before
+// the handler returns, so the answer (chunked: its length is not known)
+// ends once it is gone.
 func (s *server) exportXVA(w http.ResponseWriter, r *http.Request, c collection, id string) error {
 	q := r.URL.Query()
 	comp, ok := compressions[q.Get("compress")]
@@ -102,7 +107,7 @@ func (s *server) exportXVA(w http.ResponseWriter, r *http.Request, c collection,
 	if err != nil {
 		return err
 	}
-	st, err := openXVA(r.Context(), pool.Client(), ref, comp, "xorest: export "+c.noun+" "+id)
+	st, err := s.openVMXVA(r.Context(), pool.Client(), ref, comp, "xorest: export "+c.noun+" "+id)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", id, err)
 	}
@@ -118,21 +123,175 @@ func (s *server) exportXVA(w http.ResponseWriter, r *http.Request, c collection,
 type exportStream struct {
 	io.Reader
 	// size is the exact length, or -1 when not known beforehand.
-	size        int64
+	size int64
+	// estimate, when size is -1 and estimate is not nil, says what the
+	// content should be about as long as (0: no idea); see xvaEstimate.
+	estimate func(context.Context) int64
+	// task is XAPI's task of the transfer, whose progress XAPI reports,
+	// or "".
+	task        xapi.Ref
 	contentType string
 	// end releases the stream; outcome is nil when it was read completely.
 	end func(outcome error)
 }
 
 // openXVA opens XAPI's GET /export of a VM with use_compression comp
-// ("false", "true" or "zstd").
+// ("false", "true" or "zstd"). XAPI refuses a VM that is not halted or
+// suspended (VM_BAD_POWER_STATE); openVMXVA snapshots such a VM first.
 func openXVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref, comp, label string) (*exportStream, error) {
 	d, err := xc.GetExport(ctx, "/export/", url.Values{"ref": {string(ref)}, "use_compression": {comp}}, label)
 	if err != nil {
 		return nil, err
 	}
-	return &exportStream{Reader: d, size: -1, contentType: "application/octet-stream", end: func(error) { _ = d.Close() }}, nil
+	return &exportStream{Reader: d, size: -1, task: d.Task, contentType: "application/octet-stream", end: func(error) { _ = d.Close() }}, nil
 }
+
+// openVMXVA opens the XVA export of the VM, snapshot or template ref, from
+// a snapshot when it is running or paused (exportSource): the stream's end
+// closes the export, then destroys the snapshot. The stream's estimate is
+// xvaEstimate's of what is exported.
+func (s *server) openVMXVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref, comp, label string) (*exportStream, error) {
+	src, err := s.exportSource(ctx, xc, ref)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openXVA(ctx, xc, src.ref, comp, label)
+	if err != nil {
+		src.release()
+		return nil, err
+	}
+	st.estimate = func(ctx context.Context) int64 { return xvaEstimate(ctx, xc, src.ref) }
+	closeExport := st.end
+	st.end = func(outcome error) {
+		closeExport(outcome)
+		src.release()
+	}
+	return st, nil
+}
+
+// xvaEstimate is the sum of the virtual sizes of the disks XAPI's
+// /export of vm streams (VBDs other than CDs, VDIs on SRs other than ISO
+// ones, as XAPI's Export.export picks them), 0 if they cannot be read.
+// XAPI's own progress of the export is its walk over these bytes
+// (Stream_vdi.send_all); the uncompressed XVA is shorter by the empty
+// 1 MiB chunks XAPI skips and longer by ~0.1% of tar headers and
+// checksums.
+func xvaEstimate(ctx context.Context, xc *xapi.Client, vm xapi.Ref) int64 {
+	var vbds []xapi.Ref
+	if err := xc.CallInto(ctx, &vbds, "VM.get_VBDs", vm); err != nil {
+		return 0
+	}
+	var total int64
+	for _, ref := range vbds {
+		vbd, err := xapi.GetRecord[xapi.VBD](ctx, xc, ref)
+		if err != nil || vbd.Type == "CD" || vbd.VDI.IsNull() {
+			continue
+		}
+		vdi, err := xapi.GetRecord[xapi.VDI](ctx, xc, vbd.VDI)
+		if err != nil {
+			continue
+		}
+		var content string
+		if err := xc.CallInto(ctx, &content, "SR.get_content_type", vdi.SR); err != nil || content == "iso" {
+			continue
+		}
+		total += vdi.VirtualSize
+	}
+	return total
+}
+
+// exportSnapshotPrefix starts the name of the snapshot a running VM is
+// exported from (XO's VM_export).
+const exportSnapshotPrefix = "[XO Export] "
+
+// exportSourceVM is what an export of a VM reads: the VM itself, or a
+// snapshot of it taken for the export.
+type exportSourceVM struct {
+	ref  xapi.Ref // the VM or the snapshot
+	name string   // the VM's name_label
+	// release destroys the snapshot, if any; it may be called more than
+	// once.
+	release func()
+}
+
+// exportSource returns what to export for the VM ref. XAPI exports only
+// halted or suspended VMs (VM_BAD_POWER_STATE otherwise: /export locks the
+// VM for the export operation, allowed in Halted and Suspended only), so a
+// running or paused VM (not a snapshot or template) is snapshotted first,
+// as Xen Orchestra's VM_export and exportVmOva do: a snapshot named
+// "[XO Export] <name>", with is_a_template cleared (an XVA of a template
+// would import as a template). Its release destroys the snapshot and its
+// disks (xo.DestroyVM), whatever the outcome of the export and even when
+// the request was cancelled.
+func (s *server) exportSource(ctx context.Context, xc *xapi.Client, ref xapi.Ref) (*exportSourceVM, error) {
+	vm, err := xapi.GetRecord[xapi.VM](ctx, xc, ref)
+	if err != nil {
+		return nil, fmt.Errorf("VM.get_record %s: %w", ref, err)
+	}
+	src := &exportSourceVM{ref: ref, name: vm.NameLabel, release: func() {}}
+	if vm.IsASnapshot || vm.IsATemplate || (vm.PowerState != "Running" && vm.PowerState != "Paused") {
+		return src, nil
+	}
+	// The snapshot is taken to its end even if ctx ends meanwhile: a
+	// snapshot finished after its caller left would be left behind.
+	sctx := context.WithoutCancel(ctx)
+	v, err := xc.CallAsyncWait(sctx, "VM.snapshot", ref, exportSnapshotPrefix+vm.NameLabel)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot for the export: %w", err)
+	}
+	snap, _ := v.(string)
+	if !strings.HasPrefix(snap, "OpaqueRef:") {
+		return nil, fmt.Errorf("snapshot for the export: VM.snapshot returned %v", v)
+	}
+	src.ref = xapi.Ref(snap)
+	src.release = sync.OnceFunc(func() { s.dropExportSnapshot(sctx, xc, src.ref) })
+	if _, err := xc.Call(sctx, "VM.set_is_a_template", src.ref, false); err != nil {
+		// XO ignores LICENSE_RESTRICTION here; the XVA then imports as a template.
+		s.log.WarnContext(ctx, "export snapshot stays a template", "snapshot", string(src.ref), "error", err.Error())
+	}
+	if err := ctx.Err(); err != nil {
+		src.release()
+		return nil, err
+	}
+	return src, nil
+}
+
+// dropExportSnapshot destroys the export snapshot snap with its disks
+// (xo.DestroyVM) and the task DestroyVM reports on. The export's XAPI task
+// may still hold the snapshot (current_operations) for a moment after it
+// was cancelled: OTHER_OPERATION_IN_PROGRESS is retried for a while. A
+// failure is logged, with the report task left in XAPI to say what
+// remains.
+func (s *server) dropExportSnapshot(ctx context.Context, xc *xapi.Client, snap xapi.Ref) {
+	ctx, cancel := context.WithTimeout(ctx, snapshotDropTimeout)
+	defer cancel()
+	for {
+		report, err := xo.DestroyVM(ctx, xc, snap)
+		if err == nil {
+			_ = xc.DestroyTask(ctx, report.Task)
+			return
+		}
+		if !errors.Is(err, xapi.ErrOtherOperationInProgress) || report == nil || len(report.Deleted) > 0 {
+			s.log.ErrorContext(ctx, "export snapshot not destroyed", "snapshot", string(snap), "error", err.Error())
+			return
+		}
+		_ = xc.DestroyTask(ctx, report.Task)
+		t := time.NewTimer(snapshotDropRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.log.ErrorContext(ctx, "export snapshot not destroyed", "snapshot", string(snap), "error", err.Error())
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Timing of dropExportSnapshot.
+const (
+	snapshotDropTimeout = 2 * time.Minute
+	snapshotDropRetry   = 250 * time.Millisecond
+)
 
 // openDisk opens XAPI's GET /export_raw_vdi of a disk of virtual size
 // size in format ("raw": exactly size bytes; "vhd": length unknown).

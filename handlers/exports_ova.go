@@ -19,25 +19,23 @@ import (
 // with transfer/ova from the VM's record and its disks, each read from
 // XAPI's /export_raw_vdi?format=vhd as a block source (§E.1). The size is
 // known up front: each disk's VHD BAT is read first to bound its allocated
-// data, and the answer has a Content-Length.
+// data, and the answer has a Content-Length. A running or paused VM is
+// exported from a snapshot destroyed afterwards (vmOVA).
 func (s *server) exportOVA(w http.ResponseWriter, r *http.Request, c collection, id string) error {
 	ctx := r.Context()
 	_, pool, ref, err := s.target(ctx, c.kind, id)
 	if err != nil {
 		return err
 	}
-	xc := pool.Client()
-	vm, err := ovaVM(ctx, xc, ref)
+	a, name, release, err := s.vmOVA(ctx, pool.Client(), ref)
 	if err != nil {
 		return fmt.Errorf("OVA of %s: %w", id, err)
 	}
-	a, err := ova.New(ctx, vm, ova.Options{ModTime: s.now()})
-	if err != nil {
-		return fmt.Errorf("OVA of %s: %w", id, err)
-	}
+	// Deferred calls run when abortStream panics, too.
+	defer release()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Disposition", attachment(vm.Name, ".ova"))
+	h.Set("Content-Disposition", attachment(name, ".ova"))
 	h.Set("Content-Length", strconv.FormatInt(a.Size(), 10))
 	w.WriteHeader(http.StatusOK)
 	n, err := a.Write(ctx, w)
@@ -48,6 +46,32 @@ func (s *server) exportOVA(w http.ResponseWriter, r *http.Request, c collection,
 		return s.abortStream(r, err, n)
 	}
 	return nil
+}
+
+// vmOVA prepares the OVA of the VM, snapshot or template ref and returns
+// it with the VM's name. A running or paused VM is read from a snapshot
+// (exportSource; XO's exportVmOva does the same), described under the
+// VM's own name; release destroys it and must be called once the archive
+// was written or abandoned.
+func (s *server) vmOVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref) (*ova.Archive, string, func(), error) {
+	src, err := s.exportSource(ctx, xc, ref)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	vm, err := ovaVM(ctx, xc, src.ref)
+	if err != nil {
+		src.release()
+		return nil, "", nil, err
+	}
+	if src.ref != ref && src.name != "" {
+		vm.Name = src.name
+	}
+	a, err := ova.New(ctx, vm, ova.Options{ModTime: s.now()})
+	if err != nil {
+		src.release()
+		return nil, "", nil, err
+	}
+	return a, vm.Name, src.release, nil
 }
 
 // ovaVM maps the VM ref into an ova.VM: its CPUs, memory, firmware, disks

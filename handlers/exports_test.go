@@ -98,7 +98,9 @@ func (sf *simFixture) vdiBytes(t *testing.T, vdi string, size int64) []byte {
 func TestExportXVA(t *testing.T) {
 	sf, base := transferFixture(t)
 	halted := sf.idOf(t, "vms", "vm1")
-	running := sf.idOf(t, "vms", "vm0")
+	// XAPI refuses an export that blocked_operations forbids.
+	blocked := sf.idOf(t, "vms", "vm2")
+	sf.call(t, "VM.add_to_blocked_operations", sf.ref(t, "VM", blocked), "export", "no exports")
 	before := sf.taskTotal(t)
 	tests := []struct {
 		name     string
@@ -111,7 +113,7 @@ func TestExportXVA(t *testing.T) {
 		{name: "halted VM", target: "/vms/" + halted + ".xva", status: 200, comp: xva.None},
 		{name: "gzip", target: "/vms/" + halted + ".xva?compress=gzip", status: 200, magic: []byte{0x1f, 0x8b}, comp: xva.Gzip},
 		{name: "zstd", target: "/vms/" + halted + ".xva?compress=zstd", status: 200, magic: []byte{0x28, 0xb5, 0x2f, 0xfd}, comp: xva.Zstd},
-		{name: "running VM", target: "/vms/" + running + ".xva", status: http.StatusConflict, errorHas: "VM_BAD_POWER_STATE"},
+		{name: "export blocked", target: "/vms/" + blocked + ".xva", status: http.StatusForbidden, errorHas: "OPERATION_BLOCKED"},
 		{name: "bad compress", target: "/vms/" + halted + ".xva?compress=lz4", status: http.StatusUnprocessableEntity, errorHas: "compress"},
 		{name: "unknown VM", target: "/vms/00000000-0000-0000-0000-000000000000.xva", status: http.StatusNotFound},
 		{name: "VM kind only", target: "/vm-templates/" + halted + ".xva", status: http.StatusNotFound},
@@ -121,7 +123,7 @@ func TestExportXVA(t *testing.T) {
 			resp := sf.transfer(t, t.Context(), "GET", base+BasePath+tt.target, nil, 0)
 			body := readAll(t, resp)
 			if resp.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+				t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, tt.status, body)
 			}
 			if tt.status != 200 {
 				if !strings.Contains(errorText(body), tt.errorHas) {

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xorest/xorest/auth"
@@ -75,6 +76,19 @@ type Config struct {
 	// PresignExpiry is the validity of the download URL of an export; 0
 	// means DefaultPresignExpiry.
 	PresignExpiry time.Duration
+	// ImportAllow lists the hosts ("minio.internal", "*.s3.internal"),
+	// addresses and CIDR prefixes ("10.0.0.0/8") that URL imports may
+	// reach besides public addresses (urlsource.NewPolicy); loopback,
+	// link-local, private and reserved addresses are refused otherwise.
+	// The host of S3's endpoint is allowed for s3://bucket/key imports
+	// without being listed.
+	ImportAllow []string
+	// Dispatch hands over a job (work that outlives its request: actions,
+	// imports from a URL) to be run by Server.RunJob, in this process or
+	// another (deploy.Async: an asynchronous Lambda invocation); it
+	// returns once the job is handed over. Nil runs jobs in goroutines of
+	// this process (Server.Wait waits for them).
+	Dispatch func(ctx context.Context, job []byte) error
 }
 
 // server holds the configuration and the routes of one handler.
@@ -84,10 +98,15 @@ type server struct {
 	now    func() time.Time
 	routes []route
 	mux    *http.ServeMux
-	spec   []byte // the OpenAPI document, generated from routes
-	page   []byte // the documentation page
-	// pageCSP is the page's Content-Security-Policy.
-	pageCSP string
+	// docs builds, on first use, the OpenAPI document generated from
+	// routes and the documentation page (a cold Lambda instance would
+	// otherwise spend most of its start on them).
+	docs func() (*docs, error)
+	// jobs are the jobs running in this process (Config.Dispatch nil),
+	// under jobsCtx, which stopJobs cancels.
+	jobs     sync.WaitGroup
+	jobsCtx  context.Context
+	stopJobs context.CancelCauseFunc
 }
 
 // route is one row of the route table: the mux and the OpenAPI document are
@@ -169,13 +188,62 @@ func collectionResp(description string) respDoc {
 
 // New returns the handler of every /rest/v0 route, wrapped in request ids,
 // access logging, panic recovery and authentication (required on every
-// route).
+// route). It is NewServer for callers that run no jobs of other
+// processes.
 func New(cfg Config) (http.Handler, error) {
+	return NewServer(cfg)
+}
+
+// Server is the handler of every /rest/v0 route (see New), and the runner
+// of the jobs it dispatches (Config.Dispatch).
+type Server struct {
+	s *server
+	h http.Handler
+}
+
+// NewServer returns the Server of cfg.
+func NewServer(cfg Config) (*Server, error) {
 	s, err := newServer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return s.handler(), nil
+	return &Server{s: s, h: s.handler()}, nil
+}
+
+// ServeHTTP serves a request.
+func (sv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { sv.h.ServeHTTP(w, r) }
+
+// RunJob runs a job that Config.Dispatch received, within ctx, and records
+// its outcome on its XAPI task. When ctx has a deadline (a Lambda
+// invocation's), the job is stopped some seconds before it, so that the
+// outcome is recorded and what the job started is cleaned up. The error
+// (for the log) is the job's; a job that cannot be decoded is reported
+// only there.
+func (sv *Server) RunJob(ctx context.Context, job []byte) error { return sv.s.runJob(ctx, job) }
+
+// ErrShutdown is the cause of the failure of the jobs that Shutdown
+// stopped.
+var ErrShutdown = errors.New("xorest is shutting down")
+
+// Shutdown waits for the jobs running in goroutines of this process
+// (Config.Dispatch nil) to end. When ctx ends first, it stops them (their
+// tasks fail with ErrShutdown, what they started is cleaned up), waits
+// for them to record that, and returns ctx's error. Requests that come
+// after it has begun run their jobs under a cancelled context.
+func (sv *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		sv.s.jobs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	sv.s.stopJobs(ErrShutdown)
+	<-done
+	return fmt.Errorf("stopping the jobs still running: %w", ctx.Err())
 }
 
 // handler wraps the mux in the middleware every request goes through.
@@ -208,6 +276,7 @@ func newServer(cfg Config) (*server, error) {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux()}
+	s.jobsCtx, s.stopJobs = context.WithCancelCause(context.Background())
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -221,14 +290,7 @@ func newServer(cfg Config) (*server, error) {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.adaptRoute(rt))
 	}
 	s.mux.Handle("/", s.adapt(s.noRoute))
-	spec, err := s.openAPI()
-	if err != nil {
-		return nil, err
-	}
-	s.spec = spec
-	if s.page, s.pageCSP, err = s.buildDocsPage(); err != nil {
-		return nil, err
-	}
+	s.docs = sync.OnceValues(s.buildDocs)
 	return s, nil
 }
 

@@ -80,6 +80,7 @@ func TestImportIntoVDI(t *testing.T) {
 		{name: "vhd of another size", path: "/vdis/" + dst + ".vhd", body: emptyVHD(t, 8<<20), status: 422, errHas: "differs"},
 		{name: "vhd with a bad checksum", path: "/vdis/" + dst + ".vhd", body: badSum, status: 400, errHas: "checksum"},
 		{name: "not a vhd", path: "/vdis/" + dst + ".vhd", body: make([]byte, 8192), status: 400, errHas: "invalid VHD"},
+		{name: "vhd cut in its block table", path: "/vdis/" + dst + ".vhd", body: vhdData[:2048], status: 400, errHas: "truncated VHD"},
 		{name: "no format", path: "/vdis/" + dst, body: want, status: 404},
 	}
 	for _, tt := range tests {

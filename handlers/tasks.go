@@ -16,7 +16,8 @@ import (
 //
 //   - GET /tasks/<id>?wait=result|true answers when the task has ended
 //     (at once if it has), any other wait value at its next change; a wait
-//     is bounded by Config.WaitTimeout, after which the task is answered
+//     is bounded by Config.WaitTimeout and the request's deadline (a
+//     gateway's limit, less a margin), after which the task is answered
 //     as it is then (still pending), and by the client leaving. A task
 //     destroyed while waited for is a 404.
 //   - DELETE /tasks/<id> destroys the task (task.destroy), 204. A pending
@@ -78,7 +79,7 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) error {
 	case WaitNone:
 		task, _, err = pools.Object(r.Context(), "task", id)
 	default:
-		task, err = s.waitTask(r.Context(), pools, id, q.Wait == WaitResult)
+		task, err = s.waitTask(r.Context(), pools, id, q.Wait == WaitResult, s.waitBound(r.Context()))
 	}
 	if err != nil {
 		return err
@@ -90,9 +91,9 @@ func (s *server) getTask(w http.ResponseWriter, r *http.Request) error {
 func taskEnded(task xo.Object) bool { return task["status"] != "pending" }
 
 // waitTask returns the task once it has ended (untilEnd), or at its next
-// change, bounded by Config.WaitTimeout (then it returns the task as it
-// is) and by ctx.
-func (s *server) waitTask(ctx context.Context, pools *xo.Pools, id string, untilEnd bool) (xo.Object, error) {
+// change, bounded by bound (then it returns the task as it is) and by
+// ctx.
+func (s *server) waitTask(ctx context.Context, pools *xo.Pools, id string, untilEnd bool, bound time.Duration) (xo.Object, error) {
 	sub := pools.Watch(xo.WatchOptions{Kinds: []string{"task"}})
 	defer sub.Close()
 	task, _, err := pools.Object(ctx, "task", id)
@@ -108,7 +109,7 @@ func (s *server) waitTask(ctx context.Context, pools *xo.Pools, id string, until
 	}
 	id = idString(task["id"]) // the uuid, when id was a ref
 	hook, _ := ctx.Value(waitHookKey{}).(func())
-	timer := time.NewTimer(s.cfg.WaitTimeout)
+	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	for {
 		if hook != nil {
@@ -180,7 +181,7 @@ func (s *server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait := min(deleteWait, s.cfg.WaitTimeout)
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		task, err = s.waitTask(wctx, s.cfg.Pools, id, true)
+		task, err = s.waitTask(wctx, s.cfg.Pools, id, true, wait)
 		cancel()
 		switch {
 		case errors.Is(err, ErrNotFound):

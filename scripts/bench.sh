@@ -4,11 +4,16 @@
 #
 #   BENCH_CALLS  timed XAPI calls per client (default 5)
 #   BENCH_ONLY   run only these sections, space-separated: xapi rest watch formats xva
+#                s3export lambda
+#   BENCH_S3_RUNS    uploads per case of the xva and vhd exports in the s3export
+#                    section (default 3, at most 10)
+#   BENCH_S3_RAW_RUNS  the same for the 4 GiB raw export (default 1; 0 skips it)
+#   BENCH_COLD_RUNS  cold starts per case in the lambda section (default 5, at most 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 calls=${BENCH_CALLS:-5}
-only=" ${BENCH_ONLY:-xapi rest watch formats xva} "
+only=" ${BENCH_ONLY:-xapi rest watch formats xva s3export lambda} "
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -29,6 +34,32 @@ wait_http() {
 }
 # report FILE: prints the JSON lines of FILE as a table.
 report() { python3 "$root/internal/bench/report.py" "$@"; }
+
+# xva_sim starts, once, the simulator of the xva and s3export sections: six
+# VMs whose first disk is 4 GiB. It sets vx (its URL) and sess (a session).
+xva_sim() {
+  [ -n "${vx:-}" ] && return 0
+  vport=$(free_port)
+  "$work/xapisim" --listen "127.0.0.1:$vport" --user root --password bench --vms 6 --disk-size 4294967296 >"$work/xapisim-xva.log" 2>&1 &
+  pids+=($!)
+  vx="http://127.0.0.1:$vport"
+  wait_http "$vx/"
+  sess=$(curl -s -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","bench"],"id":1}' "$vx/jsonrpc" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["result"])')
+}
+# xva_disk REST TOKEN writes, once, 1 GiB of random data at the start of the
+# first disk of the first halted VM of xva_sim, found through the xorest at
+# REST. It sets vm and vdi (their uuids).
+xva_disk() {
+  [ -n "${vdi:-}" ] && return 0
+  vm=$(curl -s -b "authenticationToken=$2" "$1/vms?fields=uuid&filter=power_state:Halted&limit=1" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
+  vdi=$(curl -s -b "authenticationToken=$2" "$1/vms/$vm/vdis?fields=uuid" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
+  head -c 1073741824 /dev/urandom >"$work/data.raw"
+  curl -s -o /dev/null -T "$work/data.raw" "$vx/import_raw_vdi?vdi=$vdi&format=raw&session_id=$sess"
+  rm -f "$work/data.raw"
+}
 
 # Node resolves ES module imports from the script's folder upwards: run the
 # peers from .peers/bench, with the bench-only packages installed there.
@@ -85,11 +116,7 @@ if [[ $only == *" xva "* ]]; then
   # of the simulator's /export, for a VM whose 4 GiB disk holds 1 GiB of
   # incompressible data; and xorest's peak RSS over the transfers.
   echo "== XVA: export of a VM with a 4 GiB disk (1 GiB random data), through xorest vs direct from XAPI /export"
-  vport=$(free_port)
-  "$work/xapisim" --listen "127.0.0.1:$vport" --user root --password bench --vms 6 --disk-size 4294967296 >"$work/xapisim-xva.log" 2>&1 &
-  pids+=($!)
-  vx="http://127.0.0.1:$vport"
-  wait_http "$vx/"
+  xva_sim
   export XOREST_TOKEN_STORE="file:$work/tokens-xva.json"
   vtoken=$("$work/xorest" token create --description bench 2>/dev/null)
   vrport=$(free_port)
@@ -99,15 +126,7 @@ if [[ $only == *" xva "* ]]; then
   pids+=($xpid)
   vrest="http://127.0.0.1:$vrport/rest/v0"
   wait_http "$vrest"
-  sess=$(curl -s -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","bench"],"id":1}' "$vx/jsonrpc" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["result"])')
-  vm=$(curl -s -b "authenticationToken=$vtoken" "$vrest/vms?fields=uuid&filter=power_state:Halted&limit=1" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
-  vdi=$(curl -s -b "authenticationToken=$vtoken" "$vrest/vms/$vm/vdis?fields=uuid" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["uuid"])')
-  head -c 1073741824 /dev/urandom >"$work/data.raw"
-  curl -s -o /dev/null -T "$work/data.raw" "$vx/import_raw_vdi?vdi=$vdi&format=raw&session_id=$sess"
-  rm -f "$work/data.raw"
+  xva_disk "$vrest" "$vtoken"
   {
     for i in 1 2 3; do
       curl -s -o /dev/null -w '{"case":"direct /export","bytes":%{size_download},"seconds":%{time_total}}\n' "$vx/export?uuid=$vm&session_id=$sess"
@@ -116,6 +135,164 @@ if [[ $only == *" xva "* ]]; then
     python3 -c 'import re,sys; print("{\"case\":\"xorest peak RSS\",\"bytes\":%d}" % (int(re.search(r"VmHWM:\s+(\d+)", open("/proc/%s/status" % sys.argv[1]).read()).group(1))*1024))' "$xpid"
   } >"$work/xva.jsonl"
   report xva "$work/xva.jsonl"
+fi
+
+if [[ $only == *" s3export "* ]]; then
+  # Export to S3: the export action (POST …/actions/export?sync, which answers
+  # once the object is complete) vs the SDK's own multipart uploaders fed the
+  # same XAPI stream (internal/bench/s3peer), to the same versitygw, with
+  # xorest's part size and concurrency (8 MiB, 4) and CRC32 checksums. The
+  # cases take turns so that drift hits all of them. xva and vhd streams have
+  # no length beforehand; raw has one (the disk's 4 GiB, 3 GiB of them
+  # zeros), which is the path where the task's progress follows the upload.
+  echo "== S3 export: VM (4 GiB disk, 1 GiB random data) to versitygw, xorest export action vs SDK uploaders of the same XAPI stream"
+  go build -o "$work/" ./internal/bench/s3peer
+  s3runs=${BENCH_S3_RUNS:-3}
+  rawruns=${BENCH_S3_RAW_RUNS:-1}
+  (( s3runs >= 1 && s3runs <= 10 && rawruns >= 0 && rawruns <= 10 )) ||
+    { echo "bench: BENCH_S3_RUNS must be 1 to 10, BENCH_S3_RAW_RUNS 0 to 10" >&2; exit 1; }
+  s3dir="$work/s3"
+  mkdir -p "$s3dir"
+  s3port=$(free_port)
+  ROOT_ACCESS_KEY_ID=benchkey ROOT_SECRET_ACCESS_KEY=benchsecret \
+    "$root/.peers/bin/versitygw" --port "127.0.0.1:$s3port" --quiet posix "$s3dir" >"$work/versitygw.log" 2>&1 &
+  pids+=($!)
+  s3="http://127.0.0.1:$s3port"
+  wait_http "$s3/"
+  s3env=(AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_SESSION_TOKEN= AWS_REGION=us-east-1
+    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true)
+  env "${s3env[@]}" "$work/s3peer" mkbucket -endpoint "$s3" -bucket bench
+  xva_sim
+  stoken=$(XOREST_TOKEN_STORE="file:$work/tokens-s3.json" "$work/xorest" token create --description bench 2>/dev/null)
+  srport=$(free_port)
+  env "${s3env[@]}" XOREST_TOKEN_STORE="file:$work/tokens-s3.json" XOREST_XAPI_PASSWORD=bench \
+    "$work/xorest" serve --listen "127.0.0.1:$srport" --xapi "$vx" --xapi-user root --log-level warn \
+    --s3-bucket bench --s3-endpoint "$s3" --s3-path-style >"$work/xorest-s3.log" 2>&1 &
+  spid=$!
+  pids+=($spid)
+  srest="http://127.0.0.1:$srport/rest/v0"
+  wait_http "$srest"
+  xva_disk "$srest" "$stoken"
+  # s3case EXPORT KIND: one upload of EXPORT (xva: the VM; vhd, raw: its
+  # disk) by KIND, printed as a JSON line.
+  s3case() {
+    local export=$1 kind=$2 src obj body="{\"format\":\"$1\",\"key\":\"xorest-$1\"}"
+    if [ "$export" = xva ]; then
+      src="$vx/export?uuid=$vm&session_id=$sess" obj="vms/$vm"
+    else
+      src="$vx/export_raw_vdi?vdi=$vdi&format=$export&session_id=$sess" obj="vdis/$vdi"
+    fi
+    case $kind in
+      direct)
+        curl -sf -o /dev/null -w "{\"export\":\"$export\",\"case\":\"direct GET (no S3)\",\"bytes\":%{size_download},\"seconds\":%{time_total}}\n" "$src" ;;
+      xorest)
+        # VmHWM is reset so that the peak is this export's; VmRSS before it
+        # is xorest's idle footprint.
+        grep VmRSS "/proc/$spid/status" >"$work/s3-idle.txt"
+        echo 5 >"/proc/$spid/clear_refs"
+        curl -s -o "$work/s3-answer.json" -w '%{http_code} %{time_total}\n' -X POST -H 'Content-Type: application/json' \
+          -b "authenticationToken=$stoken" -d "$body" "$srest/$obj/actions/export?sync" >"$work/s3-curl.txt"
+        python3 - "$export" "$work/s3-curl.txt" "$work/s3-answer.json" "/proc/$spid/status" "$work/s3-idle.txt" <<'PY'
+import json, re, sys
+export, curl, answer, status, idle = sys.argv[1:]
+code, secs = open(curl).read().split()
+body = open(answer).read()
+if code != "200":
+    sys.exit(f"bench: xorest export {export} answered {code}: {body}")
+res = json.loads(body)
+kib = lambda field, path: int(re.search(field + r":\s+(\d+)", open(path).read()).group(1)) * 1024
+print(json.dumps({"export": export, "case": "xorest", "bytes": int(res["size"]), "seconds": float(secs),
+                  "etag": res["etag"], "peak_rss_bytes": kib("VmHWM", status), "start_rss_bytes": kib("VmRSS", idle)}))
+PY
+        ;;
+      manager | transfermanager)
+        env "${s3env[@]}" "$work/s3peer" upload -endpoint "$s3" -bucket bench -key "sdk-$kind-$export" \
+          -src "$src" -uploader "$kind" -case "sdk $kind" | sed "s/^{/{\"export\":\"$export\",/"
+        env "${s3env[@]}" "$work/s3peer" rm -endpoint "$s3" -bucket bench -key "sdk-$kind-$export" ;;
+    esac
+    # The objects are deleted as soon as measured: the disk holds one at a time.
+    [ "$kind" = xorest ] && env "${s3env[@]}" "$work/s3peer" rm -endpoint "$s3" -bucket bench -key "xorest-$export"
+    return 0
+  }
+  cases=(direct xorest manager transfermanager)
+  for export in xva vhd raw; do
+    runs=$s3runs
+    [ "$export" = raw ] && runs=$rawruns
+    for ((i = 0; i < runs; i++)); do
+      for ((j = 0; j < ${#cases[@]}; j++)); do
+        s3case "$export" "${cases[(i + j) % ${#cases[@]}]}"
+      done
+    done
+  done >"$work/s3export.jsonl"
+  report s3export "$work/s3export.jsonl"
+fi
+
+if [[ $only == *" lambda "* ]]; then
+  # The bundle `make lambda` makes (arm64), the same for amd64, and the
+  # bundle of an aws-lambda-go hello world (internal/bench/lambdafloor),
+  # built the same way; then cold starts under aws-lambda-rie, each from a
+  # fresh emulator and process to the first answer, xorest and the floor
+  # taking turns. The cold starts run this machine's architecture.
+  echo "== Lambda: bundle size (make lambda) and cold start under aws-lambda-rie, xorest vs an aws-lambda-go hello world (the floor)"
+  coldruns=${BENCH_COLD_RUNS:-5}
+  (( coldruns >= 1 && coldruns <= 50 )) || { echo "bench: BENCH_COLD_RUNS must be 1 to 50" >&2; exit 1; }
+  go build -o "$work/" ./internal/bench/coldstart
+  make -s lambda >/dev/null
+  # bundle GOARCH PKG DIR builds PKG as DIR/bootstrap and zips it into
+  # DIR/bundle.zip with the Makefile's lambda recipe.
+  bundle() {
+    mkdir -p "$3"
+    CGO_ENABLED=0 GOOS=linux GOARCH=$1 go build -tags lambda.norpc -trimpath -ldflags='-s -w' -o "$3/bootstrap" "$2"
+    if command -v zip >/dev/null; then (cd "$3" && zip -q -X bundle.zip bootstrap)
+    else python3 -c 'import sys,zipfile as z; f=z.ZipFile(sys.argv[1]+"/bundle.zip","w",z.ZIP_DEFLATED); i=z.ZipInfo("bootstrap",(1980,1,1,0,0,0)); i.external_attr=0o100755<<16; i.compress_type=z.ZIP_DEFLATED; f.writestr(i,open(sys.argv[1]+"/bootstrap","rb").read()); f.close()' "$3"; fi
+  }
+  zipline() { echo "{\"case\":\"$1\",\"zip_bytes\":$(stat -c %s "$2"),\"bootstrap_bytes\":$(stat -c %s "$3")}"; }
+  host=$(go env GOARCH)
+  bundle arm64 ./internal/bench/lambdafloor "$work/floor-arm64"
+  bundle amd64 ./cmd/xorest "$work/xorest-amd64"
+  bundle amd64 ./internal/bench/lambdafloor "$work/floor-amd64"
+  {
+    zipline "xorest arm64 (make lambda)" dist/xorest-lambda.zip dist/bootstrap
+    zipline "floor arm64" "$work/floor-arm64/bundle.zip" "$work/floor-arm64/bootstrap"
+    zipline "xorest amd64" "$work/xorest-amd64/bundle.zip" "$work/xorest-amd64/bootstrap"
+    zipline "floor amd64" "$work/floor-amd64/bundle.zip" "$work/floor-amd64/bootstrap"
+  } >"$work/lambdazip.jsonl"
+  report lambdazip "$work/lambdazip.jsonl"
+
+  lport=$(free_port)
+  "$work/xapisim" --listen "127.0.0.1:$lport" --user root --password bench >"$work/xapisim-lambda.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$lport/"
+  python3 - "$work" <<'PY'
+import base64, json, sys
+def v2(path, query, auth):
+    h = {"host": "abc123.execute-api.eu-west-1.amazonaws.com", "accept": "application/json"}
+    if auth:
+        h["authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query, "headers": h,
+            "requestContext": {"domainName": h["host"], "stage": "$default",
+                               "http": {"method": "GET", "path": path, "sourceIp": "203.0.113.7"}}}
+json.dump(v2("/rest/v0/vms", "fields=name_label,power_state", "root:bench"), open(sys.argv[1] + "/event-vms.json", "w"))
+json.dump(v2("/rest/v0/vms", "", ""), open(sys.argv[1] + "/event-anon.json", "w"))
+PY
+  rie=("$work/coldstart" -rie "$root/.peers/bin/aws-lambda-rie" -n 1)
+  lenv=(AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_SESSION_TOKEN=
+    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+    AWS_LAMBDA_FUNCTION_TIMEOUT=60 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024)
+  xenv=(XOREST_XAPI="http://127.0.0.1:$lport" XOREST_XAPI_USER=root XOREST_XAPI_PASSWORD=bench
+    XOREST_TOKEN_STORE="file:$work/tokens-lambda.json" XOREST_LAMBDA_MODE=auto AWS_LAMBDA_FUNCTION_NAME=xorest)
+  bundle "$host" ./cmd/xorest "$work/xorest-$host"
+  bundle "$host" ./internal/bench/lambdafloor "$work/floor-$host"
+  for ((i = 0; i < coldruns; i++)); do
+    env "${lenv[@]}" AWS_LAMBDA_FUNCTION_NAME=floor "${rie[@]}" -bootstrap "$work/floor-$host/bootstrap" \
+      -event "$work/event-vms.json" -case "floor (aws-lambda-go hello world)"
+    env "${lenv[@]}" "${xenv[@]}" "${rie[@]}" -bootstrap "$work/xorest-$host/bootstrap" \
+      -event "$work/event-anon.json" -status 401 -case "xorest, 401 without credentials"
+    env "${lenv[@]}" "${xenv[@]}" "${rie[@]}" -bootstrap "$work/xorest-$host/bootstrap" \
+      -event "$work/event-vms.json" -case "xorest, GET /vms with Basic (XAPI login)"
+  done >"$work/coldstart.jsonl"
+  echo "cold starts on $host, $coldruns runs each, fresh emulator and process per run:"
+  report coldstart "$work/coldstart.jsonl"
 fi
 
 if [[ $only != *" xapi "* && $only != *" rest "* && $only != *" watch "* ]]; then

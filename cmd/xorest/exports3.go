@@ -10,10 +10,10 @@ import (
 	"github.com/xorest/xorest/transfer/s3"
 )
 
-// exportS3Config is where the export action stores its exports: nothing
-// is configured (the action answers 501) unless a bucket is set. Region
-// and credentials come from the AWS SDK's default chain (AWS_REGION,
-// AWS_ACCESS_KEY_ID…, shared files, the Lambda role).
+// exportS3Config is the S3 of the export action and of s3://bucket/key
+// imports: nothing is configured (both answer 501) unless a bucket or an
+// endpoint is set. Region and credentials come from the AWS SDK's default
+// chain (AWS_REGION, AWS_ACCESS_KEY_ID…, shared files, the Lambda role).
 type exportS3Config struct {
 	bucket    string
 	endpoint  string
@@ -23,15 +23,15 @@ type exportS3Config struct {
 
 // register declares the flags (and so the XOREST_S3_* variables).
 func (c *exportS3Config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.bucket, "s3-bucket", "", "default S3 bucket of the export action (none: exports to S3 are off)")
+	fs.StringVar(&c.bucket, "s3-bucket", "", "default S3 bucket of the export action (S3 exports and s3:// imports are off unless this or --s3-endpoint is set)")
 	fs.StringVar(&c.endpoint, "s3-endpoint", "", "base URL of an S3-compatible server (default: AWS S3)")
 	fs.BoolVar(&c.pathStyle, "s3-path-style", false, "address buckets as host/bucket (most S3-compatible servers need it)")
 	fs.DurationVar(&c.expiry, "s3-presign-expiry", handlers.DefaultPresignExpiry, "validity of the download URL of an export (at most 168h)")
 }
 
-// apply sets the S3 fields of hc when a bucket is set.
+// apply sets the S3 fields of hc when a bucket or an endpoint is set.
 func (c exportS3Config) apply(ctx context.Context, hc *handlers.Config) error {
-	if c.bucket == "" {
+	if c.bucket == "" && c.endpoint == "" {
 		return nil
 	}
 	if c.expiry <= 0 || c.expiry > s3.MaxPresignExpiry {

@@ -16,7 +16,9 @@ func TestExportS3Config(t *testing.T) {
 		wantExpiry time.Duration
 		wantErr    bool
 	}{
-		{name: "off without a bucket", env: map[string]string{"XOREST_S3_ENDPOINT": "http://127.0.0.1:7070"}},
+		{name: "off without a bucket or an endpoint", env: map[string]string{"AWS_REGION": "eu-west-1"}},
+		{name: "endpoint without a default bucket (s3:// imports, exports naming a bucket)", env: map[string]string{"XOREST_S3_ENDPOINT": "http://127.0.0.1:7070"},
+			wantS3: true, wantExpiry: handlers.DefaultPresignExpiry},
 		{name: "bucket", env: map[string]string{"XOREST_S3_BUCKET": "b", "AWS_REGION": "eu-west-1"},
 			wantS3: true, wantBucket: "b", wantExpiry: handlers.DefaultPresignExpiry},
 		{name: "endpoint, path style, expiry", env: map[string]string{"XOREST_S3_BUCKET": "b", "XOREST_S3_ENDPOINT": "http://127.0.0.1:7070",

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/xorest/xorest/transfer/urlsource"
 )
 
 // multiFlag is a flag that may be repeated (--xapi URL --xapi URL). From
@@ -19,6 +21,27 @@ func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error {
 	*m = append(*m, v)
 	return nil
+}
+
+// importAllowUsage documents --import-allow (XOREST_IMPORT_ALLOW).
+const importAllowUsage = "host, address or CIDR prefix that imports from a URL may reach besides public addresses, e.g. 10.0.0.0/8 or minio.internal (repeatable, or comma-separated)"
+
+// importAllow returns the entries of --import-allow, each value of which
+// may be a comma-separated list, checked as urlsource.NewPolicy checks
+// them so that a bad entry stops the start rather than every import.
+func importAllow(m multiFlag) ([]string, error) {
+	var entries []string
+	for _, v := range m {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				entries = append(entries, e)
+			}
+		}
+	}
+	if _, err := urlsource.NewPolicy(entries); err != nil {
+		return nil, fmt.Errorf("%w: --import-allow (XOREST_IMPORT_ALLOW): %v", errUsage, err)
+	}
+	return entries, nil
 }
 
 // parseFlags parses args into fs after applying XOREST_<FLAG> environment

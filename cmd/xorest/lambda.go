@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -39,6 +42,12 @@ import (
 //	XOREST_LOG_LEVEL, XOREST_LOG_FORMAT (default json)
 //	XOREST_S3_BUCKET             default bucket of the export action (none: off);
 //	XOREST_S3_ENDPOINT, XOREST_S3_PATH_STYLE, XOREST_S3_PRESIGN_EXPIRY as for serve
+//	XOREST_IMPORT_ALLOW          hosts, addresses or CIDR prefixes that imports from a
+//	                             URL may reach besides public addresses, comma-separated
+//
+// Jobs (actions, imports from a URL) run as asynchronous invocations of
+// the function itself (AWS_LAMBDA_FUNCTION_NAME, set by Lambda), so its
+// role needs lambda:InvokeFunction on itself (template.yaml grants it).
 type lambdaConfig struct {
 	xapi         multiFlag
 	xapiUser     string
@@ -50,6 +59,7 @@ type lambdaConfig struct {
 	logLevel     string
 	logFormat    string
 	s3           exportS3Config
+	importAllow  []string
 	password     passwordSource
 }
 
@@ -76,7 +86,13 @@ func parseLambda(getenv func(string) string) (lambdaConfig, error) {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "json", "text or json")
 	cfg.s3.register(fs)
+	var allow multiFlag
+	fs.Var(&allow, "import-allow", importAllowUsage)
 	if err := parseFlags(fs, nil, getenv); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.importAllow, err = importAllow(allow); err != nil {
 		return cfg, err
 	}
 	m, err := deploy.ParseMode(mode)
@@ -154,15 +170,19 @@ func lambdaWaitTimeout(mode deploy.Mode) time.Duration {
 	return 25 * time.Second
 }
 
-// newAPIHandler builds the /rest/v0 handler as serve does, for the pools
-// in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait
-// requests (0: the handlers' default). The caller closes the pools.
-func newAPIHandler(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config) (http.Handler, *xo.Pools, error) {
+// newAPIServer builds the /rest/v0 handler as serve does, for the pools
+// in opts (opts[0] checks Basic logins); waitTimeout bounds ?wait and
+// ?sync requests (0: the handlers' default), dispatch hands jobs over
+// (nil: goroutines of this process), importAllow lists what imports from
+// a URL may reach besides public addresses. The caller closes the pools.
+func newAPIServer(ctx context.Context, log *slog.Logger, store auth.Store, opts []xapi.Options, waitTimeout time.Duration, exports exportS3Config, dispatch func(context.Context, []byte) error, importAllow []string) (*handlers.Server, *xo.Pools, error) {
 	hc := handlers.Config{
 		Logger:      log,
 		Tokens:      store,
 		VerifyBasic: verifyBasic(opts[0]),
 		WaitTimeout: waitTimeout,
+		Dispatch:    dispatch,
+		ImportAllow: importAllow,
 	}
 	if err := exports.apply(ctx, &hc); err != nil {
 		return nil, nil, err
@@ -172,12 +192,28 @@ func newAPIHandler(ctx context.Context, log *slog.Logger, store auth.Store, opts
 		return nil, nil, err
 	}
 	hc.Pools = pools
-	h, err := handlers.New(hc)
+	sv, err := handlers.NewServer(hc)
 	if err != nil {
 		_ = pools.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
-	return h, pools, nil
+	return sv, pools, nil
+}
+
+// lambdaMemoryLimit is the Go heap's soft limit on Lambda: 90% of the
+// function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB), so that the
+// garbage of successive exports' part buffers is collected before the
+// function runs out of memory. An explicit GOMEMLIMIT wins (the runtime
+// reads it).
+func lambdaMemoryLimit(getenv func(string) string) (int64, bool) {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	mb, err := strconv.ParseInt(getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), 10, 64)
+	if err != nil || mb <= 0 {
+		return 0, false
+	}
+	return mb << 20 * 9 / 10, true
 }
 
 // lambdaCommand runs xorest as a Lambda function (provided.al2023). It is
@@ -198,9 +234,8 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	password, err := cfg.password.resolve(ctx, func(ctx context.Context) (aws.Config, error) {
-		return config.LoadDefaultConfig(ctx)
-	})
+	awsCfg := sync.OnceValues(func() (aws.Config, error) { return config.LoadDefaultConfig(ctx) })
+	password, err := cfg.password.resolve(ctx, func(context.Context) (aws.Config, error) { return awsCfg() })
 	if err != nil {
 		return err
 	}
@@ -215,12 +250,27 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
 		}
 	}
-	h, _, err := newAPIHandler(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3)
+	// Jobs (actions, imports from a URL) run as asynchronous invocations
+	// of this function, which run them through sv.RunJob.
+	ac, err := awsCfg()
+	if err != nil {
+		return fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	var sv *handlers.Server
+	async, err := deploy.NewLambdaAsync(lambda.NewFromConfig(ac), getenv("AWS_LAMBDA_FUNCTION_NAME"),
+		func(ctx context.Context, job []byte) error { return sv.RunJob(ctx, job) }, log)
+	if err != nil {
+		return err
+	}
+	sv, _, err = newAPIServer(ctx, log, store, opts, lambdaWaitTimeout(cfg.mode), cfg.s3, async.Dispatch, cfg.importAllow)
 	if err != nil {
 		return err
 	}
 	// The pools' sessions are not closed: Lambda freezes, then ends, the
 	// process without notice, and XAPI expires idle sessions itself.
+	if limit, ok := lambdaMemoryLimit(getenv); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	log.Info("xorest lambda starting", "mode", cfg.mode, "pools", len(opts))
-	return deploy.Start(ctx, h, cfg.mode, nil)
+	return deploy.Start(ctx, sv, cfg.mode, async)
 }

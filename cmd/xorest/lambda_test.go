@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/handlers"
+	"github.com/xorest/xorest/internal/peertest"
 	"github.com/xorest/xorest/xo/xapisim"
 )
 
@@ -131,6 +134,28 @@ func (f fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func TestLambdaMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int64
+		ok   bool
+	}{
+		{name: "90% of the function's memory", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}, want: 1024 << 20 * 9 / 10, ok: true},
+		{name: "GOMEMLIMIT wins", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "GOMEMLIMIT": "500MiB"}},
+		{name: "not on Lambda", env: map[string]string{}},
+		{name: "garbage", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := lambdaMemoryLimit(envOf(tt.env))
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("%d %v, want %d %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
 func TestPasswordResolve(t *testing.T) {
 	srv := httptest.NewServer(fakeAWS{
 		secrets: map[string]string{"plain": "pw-plain", "json": `{"username":"root","password":"pw-json"}`, "json-nopw": `{"user":"root"}`},
@@ -182,7 +207,7 @@ func TestLambdaCommandOutsideLambda(t *testing.T) {
 // emulator with no command, against the simulated pool, its password read
 // from a (fake) SSM endpoint at init.
 func TestLambdaUnderRIE(t *testing.T) {
-	rie := findRIE(t)
+	rie := peertest.RIE(t)
 	dir := t.TempDir()
 	boot := filepath.Join(dir, "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", boot, ".")
@@ -202,6 +227,15 @@ func TestLambdaUnderRIE(t *testing.T) {
 	defer ssm.Close()
 
 	port, apiPort := freeTCPPort(t), freeTCPPort(t)
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations"
+	// The Lambda service's front for the function's asynchronous
+	// self-invocations: it accepts them (202) and invokes the emulated
+	// function with their payload, as Lambda's event queue does.
+	fn := &emulated{url: url}
+	relay := &asyncRelay{t: t, fn: fn}
+	lambdaAPI := httptest.NewServer(relay)
+	defer lambdaAPI.Close()
+	defer relay.wg.Wait()
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort), boot)
 	cmd.Env = append(os.Environ(),
@@ -209,7 +243,7 @@ func TestLambdaUnderRIE(t *testing.T) {
 		"XOREST_XAPI_PASSWORD=", "XOREST_XAPI_PASSWORD_SECRET=", "XOREST_XAPI_PASSWORD_SSM=/xorest/xapi-password",
 		"XOREST_TOKEN_STORE=file:"+filepath.Join(dir, "tokens.json"), "XOREST_LAMBDA_MODE=auto",
 		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_SESSION_TOKEN=",
-		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_ENDPOINT_URL_LAMBDA="+lambdaAPI.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"AWS_LAMBDA_FUNCTION_NAME=xorest", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -226,7 +260,6 @@ func TestLambdaUnderRIE(t *testing.T) {
 		}
 	}()
 	waitListening(t, port)
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations"
 
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("root:"+m.Password))
 	tests := []struct {
@@ -251,26 +284,19 @@ func TestLambdaUnderRIE(t *testing.T) {
 			}
 		}},
 		{"v2 without credentials", v2Event("GET", "/rest/v0/vms", "", ""), 401, nil},
+		{"v1 without credentials", v1Event("GET", "/rest/v0/vms", ""), 401, nil},
+		{"v1 action on no such VM", v1Event("POST", "/rest/v0/vms/00000000-0000-0000-0000-000000000000/actions/start", basic), 404, func(t *testing.T, body string) {
+			if !strings.Contains(body, "no such VM") {
+				t.Errorf("body %q", body)
+			}
+		}},
 		{"v2 wrong password", v2Event("GET", "/rest/v0/vms", "", "Basic "+base64.StdEncoding.EncodeToString([]byte("root:nope"))), 401, nil},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev, _ := json.Marshal(tc.event)
-			resp, err := http.Post(url, "application/json", bytes.NewReader(ev))
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			out := fn.invoke(t, tc.event)
 			if i == 0 {
 				t.Logf("cold start (emulator start to first answer, SSM read and XAPI login included): %v", time.Since(started).Round(time.Millisecond))
-			}
-			var out struct {
-				StatusCode int    `json:"statusCode"`
-				Body       string `json:"body"`
-			}
-			if err := json.Unmarshal(raw, &out); err != nil {
-				t.Fatalf("answer %q: %v", raw, err)
 			}
 			if out.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", out.StatusCode, tc.status, out.Body)
@@ -280,6 +306,130 @@ func TestLambdaUnderRIE(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("actions run as asynchronous self-invocations", func(t *testing.T) {
+		out := fn.invoke(t, v2Event("GET", "/rest/v0/vms", "fields=id,power_state&filter=power_state:Halted", basic))
+		var vms []map[string]any
+		if err := json.Unmarshal([]byte(out.Body), &vms); err != nil || len(vms) < 2 {
+			t.Fatalf("halted VMs: %s %v", out.Body, err)
+		}
+		starts := []map[string]any{ // one through each gateway
+			v2Event("POST", "/rest/v0/vms/"+vms[0]["id"].(string)+"/actions/start", "", basic),
+			v1Event("POST", "/rest/v0/vms/"+vms[1]["id"].(string)+"/actions/start", basic),
+		}
+		for i, start := range starts {
+			out = fn.invoke(t, start)
+			if out.StatusCode != http.StatusAccepted || !strings.HasPrefix(out.Body, "/rest/v0/tasks/") {
+				t.Fatalf("start: %d %s", out.StatusCode, out.Body)
+			}
+			task := out.Body
+			deadline := time.Now().Add(time.Minute) // a hang, not a timing assertion
+			for {
+				out = fn.invoke(t, v2Event("GET", task, "fields=status,result", basic))
+				if !strings.Contains(out.Body, `"pending"`) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("task still pending: %s", out.Body)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if !strings.Contains(out.Body, `"success"`) {
+				t.Fatalf("task: %s", out.Body)
+			}
+			if n := relay.count(); n != i+1 {
+				t.Errorf("%d asynchronous invocations, want %d", n, i+1)
+			}
+			out = fn.invoke(t, v2Event("GET", "/rest/v0/vms/"+vms[i]["id"].(string), "fields=power_state", basic))
+			if !strings.Contains(out.Body, "Running") {
+				t.Errorf("VM after the job: %s", out.Body)
+			}
+		}
+	})
+}
+
+// invocation is the part of a proxy answer the tests read.
+type invocation struct {
+	StatusCode int    `json:"statusCode"`
+	Body       string `json:"body"`
+}
+
+// emulated is the function under the emulator, which runs one
+// invocation at a time (a second one at once crashes it).
+type emulated struct {
+	url string
+	mu  sync.Mutex
+}
+
+// post sends an event and returns the answer's status and body.
+func (e *emulated) post(event []byte) (int, []byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	resp, err := http.Post(e.url, "application/json", bytes.NewReader(event))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+// invoke sends an event and decodes the proxy answer.
+func (e *emulated) invoke(t *testing.T, event map[string]any) invocation {
+	t.Helper()
+	ev, _ := json.Marshal(event)
+	_, raw, err := e.post(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out invocation
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("answer %q: %v", raw, err)
+	}
+	return out
+}
+
+// asyncRelay stands in for the Lambda service's Invoke API for
+// InvocationType Event: it accepts the invocation (202) and then invokes
+// the emulated function with the payload, once the emulator is free.
+type asyncRelay struct {
+	t  *testing.T
+	fn *emulated
+	wg sync.WaitGroup
+	mu sync.Mutex
+	n  int
+}
+
+func (a *asyncRelay) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+func (a *asyncRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/2015-03-31/functions/xorest/invocations" || r.Header.Get("X-Amz-Invocation-Type") != "Event" {
+		a.t.Errorf("unexpected Lambda API call %s %s (%s)", r.Method, r.URL.Path, r.Header.Get("X-Amz-Invocation-Type"))
+		http.NotFound(w, r)
+		return
+	}
+	payload, _ := io.ReadAll(r.Body)
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+	a.wg.Go(func() {
+		for range 100 {
+			status, raw, err := a.fn.post(payload)
+			if err == nil && status == http.StatusOK {
+				if !bytes.Contains(raw, []byte(`"done":true`)) {
+					a.t.Errorf("job invocation answered %s", raw)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		a.t.Error("the emulator never ran the job")
+	})
 }
 
 func v2Event(method, path, query, authorization string) map[string]any {
@@ -296,31 +446,6 @@ func v1Event(method, path, authorization string) map[string]any {
 	h := map[string][]string{"Host": {"abc123.execute-api.eu-west-1.amazonaws.com"}, "Authorization": {authorization}}
 	return map[string]any{"resource": "/{proxy+}", "path": path, "httpMethod": method, "multiValueHeaders": h,
 		"requestContext": map[string]any{"stage": "prod", "httpMethod": method, "identity": map[string]any{"sourceIp": "203.0.113.7"}}}
-}
-
-const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d (or make peers)"
-
-// findRIE finds aws-lambda-rie in $XOREST_PEERS_BIN, <repo>/.peers/bin or
-// PATH; it fails the test with the install command when it is missing.
-func findRIE(t *testing.T) string {
-	t.Helper()
-	dirs := []string{os.Getenv("XOREST_PEERS_BIN")}
-	if wd, err := os.Getwd(); err == nil {
-		dirs = append(dirs, filepath.Join(wd, "..", "..", ".peers", "bin"))
-	}
-	for _, dir := range dirs {
-		if dir == "" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(dir, "aws-lambda-rie")); err == nil && !fi.IsDir() {
-			return filepath.Join(dir, "aws-lambda-rie")
-		}
-	}
-	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
-		return p
-	}
-	t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator) is missing; install it with:\n  %s", rieInstall)
-	return ""
 }
 
 func freeTCPPort(t *testing.T) int {
@@ -345,5 +470,11 @@ func waitListening(t *testing.T, port int) {
 			t.Fatalf("nothing listens on port %d: %v", port, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestJobBoundsAgree(t *testing.T) {
+	if handlers.MaxJob > deploy.MaxJob {
+		t.Errorf("handlers dispatches jobs up to %d bytes, deploy accepts %d", handlers.MaxJob, deploy.MaxJob)
 	}
 }

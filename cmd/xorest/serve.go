@@ -34,6 +34,7 @@ type serveConfig struct {
 	logLevel     string
 	logFormat    string
 	s3           exportS3Config
+	importAllow  multiFlag
 }
 
 func parseServe(args []string, getenv func(string) string) (serveConfig, error) {
@@ -49,7 +50,11 @@ func parseServe(args []string, getenv func(string) string) (serveConfig, error) 
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text or json")
 	cfg.s3.register(fs)
+	fs.Var(&cfg.importAllow, "import-allow", importAllowUsage)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return cfg, err
+	}
+	if _, err := importAllow(cfg.importAllow); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() != 0 {
@@ -137,10 +142,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Pools:       pools,
 		VerifyBasic: verifyBasic(opts[0]),
 	}
+	if hc.ImportAllow, err = importAllow(cfg.importAllow); err != nil {
+		return err
+	}
 	if err := cfg.s3.apply(ctx, &hc); err != nil {
 		return err
 	}
-	h, err := handlers.New(hc)
+	h, err := handlers.NewServer(hc)
 	if err != nil {
 		return err
 	}
@@ -178,6 +186,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Jobs (actions, imports) get the rest of the grace period; then they
+	// are stopped and their tasks fail, rather than stay pending forever.
+	if err := h.Shutdown(sctx); err != nil {
+		log.Warn("jobs stopped by the shutdown", "error", err)
 	}
 	return nil
 }

@@ -171,7 +171,7 @@ func (c *Client) PutImport(ctx context.Context, path string, query url.Values, b
 	if berr := src.failure(); berr != nil {
 		return nil, fmt.Errorf("PUT %s: reading the body: %w", path, berr)
 	}
-	if src.n < size && rerr != nil && ctx.Err() != nil {
+	if src.count() < size && rerr != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("PUT %s: %w", path, ctx.Err())
 	}
 	v, err := c.WaitTask(ctx, task)
@@ -295,6 +295,14 @@ func (e *errReader) Read(p []byte) (int, error) {
 	}
 	e.mu.Unlock()
 	return n, err
+}
+
+// count is the number of bytes read so far. The transport's write loop
+// may still be reading after XAPI's early answer: read it under the lock.
+func (e *errReader) count() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.n
 }
 
 func (e *errReader) failure() error {
