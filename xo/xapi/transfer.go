@@ -48,25 +48,52 @@ type Download struct {
 // task labelled label: session_id and task_id are added to the query
 // (xapi.md §7.1). An answer other than 200, or a 200 whose body starts with
 // "HTTP/" (XAPI bug #4603), is an error: the task's error if it failed
-// (e.g. VM_BAD_POWER_STATE), else one matching ErrTransfer. Redirects (302
-// to the host that sees the SR) are followed with the same query.
+// (e.g. VM_BAD_POWER_STATE), else one matching ErrTransfer.
+//
+// The pool master redirects the export of an object on another host's
+// local SR to that host (302, Location on the host's address with the same
+// query); GetExport follows up to 3 redirects, keeping its own query, with
+// the Client's TLS settings (see Options.Fingerprints for the other hosts'
+// certificates), and refuses one from https to http, which would send the
+// session in clear.
 func (c *Client) GetExport(ctx context.Context, path string, query url.Values, label string) (*Download, error) {
-	task, u, err := c.transferTask(ctx, path, query, label)
+	task, raw, err := c.transferTask(ctx, path, query, label)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	u, err := url.Parse(raw)
 	if err != nil {
 		c.dropTask(ctx, task, false)
-		return nil, fmt.Errorf("GET %s: %w", path, err)
-	}
-	resp, err := c.long.Do(req)
-	if err != nil {
-		c.dropTask(ctx, task, true)
 		return nil, fmt.Errorf("GET %s: %w", path, c.redact(err))
 	}
+	origin := u.Host
+	var resp *http.Response
+	for redirects := 0; ; redirects++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			c.dropTask(ctx, task, false)
+			return nil, fmt.Errorf("GET %s: %w", path, c.redact(err))
+		}
+		hc, done := c.transferHTTP(u, origin)
+		resp, err = hc.Do(req)
+		done()
+		if err != nil {
+			c.dropTask(ctx, task, true)
+			return nil, fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), c.redact(err))
+		}
+		if !isRedirect(resp.StatusCode) || redirects >= maxRedirects {
+			break
+		}
+		next, err := redirectTarget(u, resp)
+		if err != nil {
+			c.dropTask(ctx, task, true)
+			return nil, fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), err)
+		}
+		u = next
+	}
+	what := "GET " + path + redirectedTo(u, origin)
 	if resp.StatusCode != http.StatusOK {
-		err := c.statusError(ctx, task, "GET "+path, resp)
+		err := c.statusError(ctx, task, what, resp)
 		c.dropTask(ctx, task, true)
 		return nil, err
 	}
@@ -77,11 +104,114 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 		err := c.taskError(ctx, task)
 		c.dropTask(ctx, task, true)
 		if err == nil {
-			err = fmt.Errorf("GET %s: %w: 200 with an HTTP answer in the body: %q", path, ErrTransfer, strings.TrimSpace(line))
+			err = fmt.Errorf("%s: %w: 200 with an HTTP answer in the body: %q", what, ErrTransfer, strings.TrimSpace(line))
 		}
 		return nil, err
 	}
 	return &Download{Task: task, Header: resp.Header, c: c, ctx: ctx, resp: resp, br: br}, nil
+}
+
+// Redirects between the hosts of a pool.
+//
+// XAPI answers the transfer handlers of the pool master with a 302 when
+// the object is on an SR the master cannot see, such as a member's local
+// storage (export.ml handler, import.ml handler, export_raw_vdi.ml and
+// import_raw_vdi.ml via Importexport.return_302_redirect): Location is
+// https://<host.address><path>?<the request's query>, session_id and
+// task_id included, written before XAPI reads any of a PUT's body and
+// without touching the task. The transfer functions follow it themselves
+// (at most maxRedirects times):
+//
+//   - the request's own query (session_id, task_id, ...) is kept whatever
+//     the Location's query;
+//   - https to http is refused: the session would travel in clear;
+//   - the Client's TLS settings apply to every host: a CA must have signed
+//     the member's certificate too, and pinned fingerprints
+//     (Options.Fingerprints) must list every host the client may be sent
+//     to, since each XAPI host has a certificate of its own; with
+//     Options.TLSServerName, which names the pool URL's host, the
+//     certificate of another host is verified against that host's own
+//     name or address instead;
+//   - a PUT's body is sent only after the answer: a 302 leaves it
+//     unread, and it is sent whole to the other host. Go's http.Client
+//     would turn a 302 on a PUT into a GET without a body, and npm
+//     xen-api's empty probe PUT (putResource) runs a real, empty import
+//     when there is no redirect (a new VDI for /import_raw_vdi?sr_id=).
+//
+// Errors say which host failed ("redirected to https://host:port/path"),
+// never with the session.
+
+// maxRedirects bounds the redirects followed by a transfer.
+const maxRedirects = 3
+
+// isRedirect reports whether code is an HTTP redirect.
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// redirectTarget returns where the redirect resp sends the request of u,
+// with u's query, and closes resp's body.
+func redirectTarget(u *url.URL, resp *http.Response) (*url.URL, error) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	_ = resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return nil, fmt.Errorf("%w: HTTP %s without a usable Location: %w", ErrTransfer, resp.Status, err)
+	}
+	if loc.Scheme != "http" && loc.Scheme != "https" {
+		return nil, fmt.Errorf("%w: HTTP %s to an unsupported scheme %q", ErrTransfer, resp.Status, loc.Scheme)
+	}
+	if u.Scheme == "https" && loc.Scheme != "https" {
+		return nil, fmt.Errorf("%w: HTTP %s from https to %s refused: the session would be sent in clear", ErrTransfer, resp.Status, hostURL(loc))
+	}
+	loc.RawQuery = u.RawQuery
+	loc.Fragment = ""
+	loc.User = nil
+	return loc, nil
+}
+
+// redirectedTo names u in an error when it is not on the pool URL's host
+// origin.
+func redirectedTo(u *url.URL, origin string) string {
+	if u.Host == origin {
+		return ""
+	}
+	return " (redirected to " + hostURL(u) + ")"
+}
+
+// viaHost prefixes err with the host of u when it is not origin.
+func viaHost(u *url.URL, origin string, err error) error {
+	if u.Host == origin {
+		return err
+	}
+	return fmt.Errorf("redirected to %s: %w", hostURL(u), err)
+}
+
+// transferHTTP returns the HTTP client of a transfer request to u, which
+// does not follow redirects: the long-poll client's transport, or for a
+// host other than origin when Options.TLSServerName is set, a copy of it
+// that verifies u's own name. Call done once the request has its answer.
+func (c *Client) transferHTTP(u *url.URL, origin string) (hc *http.Client, done func()) {
+	hc = &http.Client{
+		Transport:     c.long.Transport,
+		Jar:           c.long.Jar,
+		Timeout:       c.long.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	tr, ok := c.long.Transport.(*http.Transport)
+	if !ok || u.Host == origin || tr.TLSClientConfig == nil || tr.TLSClientConfig.ServerName == "" {
+		return hc, func() {}
+	}
+	other := tr.Clone()
+	other.TLSClientConfig.ServerName = ""
+	other.DisableKeepAlives = true
+	hc.Transport = other
+	return hc, other.CloseIdleConnections
 }
 
 // Read reads the export's body; see Download.
@@ -149,9 +279,12 @@ func (c *Client) PutImport(ctx context.Context, path string, query url.Values, b
 // were sent.
 //
 // With size >= 0 the body is exactly size bytes, sent with that
-// Content-Length; XAPI refuses chunked bodies. XAPI answers 200 before
-// reading the body: the body is still sent, the answer read to its end,
-// and the outcome is the task's.
+// Content-Length; XAPI refuses chunked bodies. XAPI answers before
+// reading the body, and the body is sent only then: after a 200 it is
+// sent whole, the answer read to its end, and the outcome is the task's;
+// a 302 to the host that sees the SR (a member's local storage) is
+// followed with none of the body consumed (see "Redirects between the
+// hosts of a pool" in transfer.go).
 //
 // With size < 0 (UnknownSize) PutImportCount does what npm xen-api's
 // putResource does for a stream without a length: it announces a
@@ -190,12 +323,16 @@ func (c *Client) PutImportCount(ctx context.Context, path string, query url.Valu
 			return nil, 0, fmt.Errorf("PUT %s: %w: %s", path, ErrSizeRequired, why)
 		}
 	}
-	task, u, err := c.transferTask(ctx, path, query, label)
+	task, raw, err := c.transferTask(ctx, path, query, label)
 	if err != nil {
 		return nil, 0, err
 	}
 	finished := false
 	defer func() { c.dropTask(ctx, task, !finished) }()
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, 0, fmt.Errorf("PUT %s: %w", path, c.redact(err))
+	}
 
 	var src *errReader
 	if size < 0 {
@@ -255,72 +392,127 @@ type taskFailure struct{ err error }
 
 func (e *taskFailure) Error() string { return e.err.Error() }
 
-// putSized sends src, of exactly size bytes, with net/http.
-func (c *Client) putSized(ctx context.Context, task Ref, what, u string, src *errReader, size int64) error {
-	var rd io.Reader = src
-	if size == 0 {
-		rd = http.NoBody
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, rd)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.long.Do(req)
-	if err != nil {
-		if src.failure() != nil {
-			return nil
+// putSized sends src, of exactly size bytes, with net/http. The body is
+// held back until XAPI has answered (it answers before reading the body):
+// a redirect is then followed with the body unread, any other answer but
+// 200 ends the request without it.
+func (c *Client) putSized(ctx context.Context, task Ref, what string, u *url.URL, src *errReader, size int64) error {
+	origin := u.Host
+	for redirects := 0; ; redirects++ {
+		var g *gate
+		var rd io.Reader = http.NoBody
+		if size > 0 {
+			g = newGate(src)
+			rd = g
 		}
-		if terr := c.taskError(ctx, task); terr != nil {
-			return &taskFailure{terr}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), rd)
+		if err != nil {
+			return c.redact(err)
 		}
-		return c.redact(err)
+		req.ContentLength = size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		hc, done := c.transferHTTP(u, origin)
+		resp, err := hc.Do(req)
+		done()
+		if err != nil {
+			g.abort()
+			if src.failure() != nil {
+				return nil
+			}
+			if terr := c.taskError(ctx, task); terr != nil {
+				return &taskFailure{terr}
+			}
+			return viaHost(u, origin, c.redact(err))
+		}
+		if isRedirect(resp.StatusCode) && redirects < maxRedirects {
+			g.abort()
+			next, err := redirectTarget(u, resp)
+			if err != nil {
+				return viaHost(u, origin, err)
+			}
+			u = next
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			g.abort()
+			return &taskFailure{c.statusError(ctx, task, what+redirectedTo(u, origin), resp)}
+		}
+		g.release()
+		_, rerr := io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if src.count() < size && rerr != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nil
 	}
-	if resp.StatusCode != http.StatusOK {
-		return &taskFailure{c.statusError(ctx, task, what, resp)}
-	}
-	_, rerr := io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if src.count() < size && rerr != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
 }
 
-// maxRedirects bounds the 302s followed by putStream.
-const maxRedirects = 3
+// errHeldBack ends the request of a body that was not to be sent.
+var errHeldBack = errors.New("xapi: request body held back")
+
+// gate is a request body that reads nothing until release, so that the
+// transport sends the headers (net/http flushes them before reading a
+// body that is not in memory) and the answer can be seen before any of
+// the body is consumed. abort ends the request instead.
+type gate struct {
+	r    io.Reader
+	open chan struct{}
+	stop chan struct{}
+	once sync.Once
+}
+
+func newGate(r io.Reader) *gate {
+	return &gate{r: r, open: make(chan struct{}), stop: make(chan struct{})}
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	select {
+	case <-g.open:
+		return g.r.Read(p)
+	case <-g.stop:
+		return 0, errHeldBack
+	}
+}
+
+// release lets the body through.
+func (g *gate) release() {
+	if g != nil {
+		g.once.Do(func() { close(g.open) })
+	}
+}
+
+// abort ends the request without the body (unless released before).
+func (g *gate) abort() {
+	if g != nil {
+		g.once.Do(func() { close(g.stop) })
+	}
+}
 
 // putStream sends src, of unknown length, on a connection of its own with
 // a Content-Length of 1 PiB, once XAPI has answered 200, then closes its
 // side and reads the answer to its end (XAPI closes the connection when
 // the import is done).
-func (c *Client) putStream(ctx context.Context, task Ref, what, rawURL string, src *errReader) error {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return err
-	}
+func (c *Client) putStream(ctx context.Context, task Ref, what string, u *url.URL, src *errReader) error {
+	origin := u.Host
 	for redirects := 0; ; redirects++ {
-		conn, br, resp, err := c.startPut(ctx, u)
+		conn, br, resp, err := c.startPut(ctx, u, u.Host != origin)
 		if err != nil {
 			if terr := c.taskError(ctx, task); terr != nil {
 				return &taskFailure{terr}
 			}
-			return c.redact(err)
+			return viaHost(u, origin, c.redact(err))
 		}
-		if resp.StatusCode == http.StatusFound && redirects < maxRedirects {
-			loc, lerr := resp.Location()
+		if isRedirect(resp.StatusCode) && redirects < maxRedirects {
+			next, err := redirectTarget(u, resp)
 			_ = conn.Close()
-			if lerr != nil {
-				return fmt.Errorf("%w: 302 without a usable Location: %w", ErrTransfer, lerr)
+			if err != nil {
+				return viaHost(u, origin, err)
 			}
-			// XAPI's Location carries the same query; keep ours in any case.
-			loc.RawQuery = u.RawQuery
-			u = loc
+			u = next
 			continue
 		}
 		if resp.StatusCode != http.StatusOK {
-			err := c.statusError(ctx, task, what, resp)
+			err := c.statusError(ctx, task, what+redirectedTo(u, origin), resp)
 			_ = conn.Close()
 			return &taskFailure{err}
 		}
@@ -364,11 +556,11 @@ func (c *Client) sendStream(ctx context.Context, conn *putConn, br *bufio.Reader
 	return ctx.Err()
 }
 
-// startPut dials the host of u and writes the headers of a PUT of unknown
+// startPut dials the host of u (foreign: not the pool URL's host) and writes the headers of a PUT of unknown
 // length, then reads XAPI's answer, which XAPI sends before reading the
 // body.
-func (c *Client) startPut(ctx context.Context, u *url.URL) (*putConn, *bufio.Reader, *http.Response, error) {
-	conn, err := c.dialTransfer(ctx, u)
+func (c *Client) startPut(ctx context.Context, u *url.URL, foreign bool) (*putConn, *bufio.Reader, *http.Response, error) {
+	conn, err := c.dialTransfer(ctx, u, foreign)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -429,9 +621,11 @@ func (p *putConn) Close() error {
 }
 
 // dialTransfer opens a connection to the host of u with the dialer and
-// TLS settings of the Client's transports. A proxy is not supported for
-// this kind of request.
-func (c *Client) dialTransfer(ctx context.Context, u *url.URL) (*putConn, error) {
+// TLS settings of the Client's transports; for a foreign host (not the
+// pool URL's) the certificate is verified against u's own host name, not
+// Options.TLSServerName. A proxy is not supported for this kind of
+// request.
+func (c *Client) dialTransfer(ctx context.Context, u *url.URL, foreign bool) (*putConn, error) {
 	tr, ok := c.long.Transport.(*http.Transport)
 	if !ok {
 		return nil, fmt.Errorf("%w: no dialer for an upload of unknown length", ErrTransfer)
@@ -467,7 +661,7 @@ func (c *Client) dialTransfer(ctx context.Context, u *url.URL) (*putConn, error)
 	if tr.TLSClientConfig != nil {
 		conf = tr.TLSClientConfig.Clone()
 	}
-	if conf.ServerName == "" {
+	if conf.ServerName == "" || foreign {
 		conf.ServerName = host
 	}
 	conf.NextProtos = nil

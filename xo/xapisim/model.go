@@ -102,6 +102,19 @@ func Default() Model {
 	}
 }
 
+// LocalStorage returns Default without shared storage, the common
+// XCP-ng setup with local disks only: every guest's disks are on the local
+// SR of host i%2 where it runs, so vm1 (halted) has its disk and snapshot
+// on "host1 local storage", which only host1, a pool member, can read and
+// write, and the default SR is the master's local SR. Serve host1 with
+// Simulator.StartHost to have the master's data-plane handlers redirect
+// to it as XAPI does.
+func LocalStorage() Model {
+	m := Default()
+	m.SharedSRs = 0
+	return m
+}
+
 // Large returns Default scaled up for benchmarks: 4 hosts and 10,000 guest
 // VMs, without snapshots.
 func Large() Model {

@@ -47,6 +47,8 @@ type dataPlane struct {
 	closed   bool
 	nbd      *nbdServer
 
+	endpoints map[string]hostEndpoint // started hosts by ref (redirect.go)
+
 	nextID atomic.Int64 // ova.xml "Ref:N" ids, never reset (XAPI's make_id)
 }
 
@@ -89,7 +91,15 @@ func registerDataPlane(s *Simulator) { s.dataPlane() }
 // Other methods get what XAPI gives them on any path (POST is an XML-RPC
 // call, which fails to parse a transfer body).
 func (dp *dataPlane) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch path := trimSlash(r.URL.Path); {
+	path := trimSlash(r.URL.Path)
+	switch {
+	case (path == "/export" || path == "/export_raw_vdi") && r.Method == http.MethodGet,
+		(path == "/import" || path == "/import_raw_vdi") && r.Method == http.MethodPut:
+		if dp.redirect(w, r, path) {
+			return
+		}
+	}
+	switch {
 	case path == "/export" && r.Method == http.MethodGet:
 		dp.serveExport(w, r)
 	case path == "/import" && r.Method == http.MethodPut:
