@@ -10,9 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,19 +77,26 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 			return nil, fmt.Errorf("GET %s: %w", path, c.redact(err))
 		}
 		hc, done := c.transferHTTP(u, origin)
+		req, sent := traceSent(req)
 		resp, err = hc.Do(req)
 		done()
 		if err != nil {
-			c.dropTask(ctx, task, true)
-			return nil, fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), c.redact(err))
+			err = fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), c.redact(err))
+			if !sent.Load() {
+				c.abandonTask(ctx, task, err)
+			}
+			c.dropTask(ctx, task, sent.Load())
+			return nil, err
 		}
 		if !isRedirect(resp.StatusCode) || redirects >= maxRedirects {
 			break
 		}
 		next, err := redirectTarget(u, resp)
 		if err != nil {
-			c.dropTask(ctx, task, true)
-			return nil, fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), err)
+			err = fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), err)
+			c.abandonTask(ctx, task, err)
+			c.dropTask(ctx, task, false)
+			return nil, err
 		}
 		u = next
 	}
@@ -182,6 +191,37 @@ func redirectedTo(u *url.URL, origin string) string {
 		return ""
 	}
 	return " (redirected to " + hostURL(u) + ")"
+}
+
+// traceSent returns req with a trace that records whether its headers
+// were written: a request that failed before cannot have reached a
+// handler, and its task is untouched.
+func traceSent(req *http.Request) (*http.Request, *atomic.Bool) {
+	sent := new(atomic.Bool)
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }}
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), sent
+}
+
+// unsent fails task with err, the error of a request that no handler
+// received (not sent, or a redirect refused), and returns err as the
+// transfer's final error, so that the task is destroyed at once rather
+// than waited for.
+func (c *Client) unsent(ctx context.Context, task Ref, what string, err error) error {
+	err = fmt.Errorf("%s: %w", what, err)
+	c.abandonTask(ctx, task, err)
+	return &taskFailure{err}
+}
+
+// abandonTask fails task, which no XAPI handler received, with err's text
+// (task.set_error_info, task.set_status; best effort: an XAPI without
+// them keeps the task pending until it is destroyed).
+func (c *Client) abandonTask(ctx context.Context, task Ref, err error) {
+	dctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer stop()
+	if _, e := c.Call(dctx, "task.set_error_info", task, []string{"INTERNAL_ERROR", c.redact(err).Error()}); e != nil {
+		return
+	}
+	_, _ = c.Call(dctx, "task.set_status", task, TaskFailure)
 }
 
 // viaHost prefixes err with the host of u when it is not origin.
@@ -412,12 +452,16 @@ func (c *Client) putSized(ctx context.Context, task Ref, what string, u *url.URL
 		req.ContentLength = size
 		req.Header.Set("Content-Type", "application/octet-stream")
 		hc, done := c.transferHTTP(u, origin)
+		req, sent := traceSent(req)
 		resp, err := hc.Do(req)
 		done()
 		if err != nil {
 			g.abort()
 			if src.failure() != nil {
 				return nil
+			}
+			if !sent.Load() {
+				return c.unsent(ctx, task, what, viaHost(u, origin, c.redact(err)))
 			}
 			if terr := c.taskError(ctx, task); terr != nil {
 				return &taskFailure{terr}
@@ -428,7 +472,7 @@ func (c *Client) putSized(ctx context.Context, task Ref, what string, u *url.URL
 			g.abort()
 			next, err := redirectTarget(u, resp)
 			if err != nil {
-				return viaHost(u, origin, err)
+				return c.unsent(ctx, task, what, viaHost(u, origin, err))
 			}
 			u = next
 			continue
@@ -495,8 +539,11 @@ func (g *gate) abort() {
 func (c *Client) putStream(ctx context.Context, task Ref, what string, u *url.URL, src *errReader) error {
 	origin := u.Host
 	for redirects := 0; ; redirects++ {
-		conn, br, resp, err := c.startPut(ctx, u, u.Host != origin)
+		conn, br, resp, sent, err := c.startPut(ctx, u, u.Host != origin)
 		if err != nil {
+			if !sent {
+				return c.unsent(ctx, task, what, viaHost(u, origin, c.redact(err)))
+			}
 			if terr := c.taskError(ctx, task); terr != nil {
 				return &taskFailure{terr}
 			}
@@ -506,7 +553,7 @@ func (c *Client) putStream(ctx context.Context, task Ref, what string, u *url.UR
 			next, err := redirectTarget(u, resp)
 			_ = conn.Close()
 			if err != nil {
-				return viaHost(u, origin, err)
+				return c.unsent(ctx, task, what, viaHost(u, origin, err))
 			}
 			u = next
 			continue
@@ -559,10 +606,10 @@ func (c *Client) sendStream(ctx context.Context, conn *putConn, br *bufio.Reader
 // startPut dials the host of u (foreign: not the pool URL's host) and writes the headers of a PUT of unknown
 // length, then reads XAPI's answer, which XAPI sends before reading the
 // body.
-func (c *Client) startPut(ctx context.Context, u *url.URL, foreign bool) (*putConn, *bufio.Reader, *http.Response, error) {
-	conn, err := c.dialTransfer(ctx, u, foreign)
+func (c *Client) startPut(ctx context.Context, u *url.URL, foreign bool) (conn *putConn, br *bufio.Reader, resp *http.Response, sent bool, err error) {
+	conn, err = c.dialTransfer(ctx, u, foreign)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, false, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -571,18 +618,18 @@ func (c *Client) startPut(ctx context.Context, u *url.URL, foreign bool) (*putCo
 		u.RequestURI(), u.Host, unknownLength)
 	if _, err := io.WriteString(conn, head); err != nil {
 		_ = conn.Close()
-		return nil, nil, nil, fmt.Errorf("writing the request: %w", err)
+		return nil, nil, nil, true, fmt.Errorf("writing the request: %w", err)
 	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, req)
+	br = bufio.NewReader(conn)
+	resp, err = http.ReadResponse(br, req)
 	if err != nil {
 		_ = conn.Close()
 		if ctx.Err() != nil {
-			return nil, nil, nil, ctx.Err()
+			return nil, nil, nil, true, ctx.Err()
 		}
-		return nil, nil, nil, fmt.Errorf("%w: reading the answer: %w", ErrTransfer, err)
+		return nil, nil, nil, true, fmt.Errorf("%w: reading the answer: %w", ErrTransfer, err)
 	}
-	return conn, br, resp, nil
+	return conn, br, resp, true, nil
 }
 
 // putConn is the connection of a PUT of unknown length: TCP, and TLS over
