@@ -7,7 +7,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
@@ -411,5 +413,80 @@ func TestTransferRedirectServerName(t *testing.T) {
 	}
 	if n := ep.Served(); n != 4 {
 		t.Errorf("the member received %d requests, want 4", n)
+	}
+}
+
+// TestTransferBufferingIntermediary puts an intermediary in front of the
+// pool that reads a PUT's whole body before answering (nginx's default
+// request buffering): the body held back for the answer is sent after
+// holdBack, so the upload still works, and a redirect that comes after
+// the body was sent fails clearly instead of losing it.
+func TestTransferBufferingIntermediary(t *testing.T) {
+	srv := xapisim.NewServer(t, transferModel())
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	tests := []struct {
+		name     string
+		redirect bool
+	}{
+		{name: "answer after the body", redirect: false},
+		{name: "redirect after the body", redirect: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPut {
+					proxy.ServeHTTP(w, r)
+					return
+				}
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				if tc.redirect {
+					loc := *target
+					loc.Path, loc.RawQuery = r.URL.Path, r.URL.RawQuery
+					w.Header().Set("Location", loc.String())
+					w.WriteHeader(http.StatusFound)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(front.Close)
+			c, err := xapi.New(xapi.Options{URL: front.URL, Username: srv.User, Password: srv.Password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+			dst, _, size := userDisks(t, c)
+			img := bytes.Repeat([]byte("buffered by an intermediary "), int(size)/28)
+			img = append(img, make([]byte, int(size)-len(img))...)
+			tasks := taskCount(t, c)
+			v, sent, err := c.PutImportCount(t.Context(), "/import_raw_vdi", url.Values{"vdi": {string(dst)}, "format": {"raw"}}, bytes.NewReader(img), size, "buffered import")
+			if tc.redirect {
+				if err == nil || !errors.Is(err, xapi.ErrTransfer) || !strings.Contains(err.Error(), "after the body had started") || sent != size {
+					t.Fatalf("PutImport: %v after %d bytes, want the late redirect refused after the whole body", err, sent)
+				}
+			} else {
+				if err != nil || v != string(dst) {
+					t.Fatalf("PutImport: %v %v", v, err)
+				}
+				got := make([]byte, size)
+				if _, err := srv.ReadVDIAt(string(dst), got, 0); err != nil && !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, img) {
+					t.Error("the disk does not hold the image")
+				}
+			}
+			if n := taskCount(t, c); n != tasks {
+				t.Errorf("%d tasks, want %d", n, tasks)
+			}
+		})
 	}
 }

@@ -432,10 +432,18 @@ type taskFailure struct{ err error }
 
 func (e *taskFailure) Error() string { return e.err.Error() }
 
+// holdBack is how long putSized holds a body back waiting for the answer
+// once the headers are out. XAPI answers at once with a redirect (a
+// database lookup), and 200 only once the disk is attached, which may take
+// longer: the body is then sent anyway, as it is to an intermediary that
+// reads the whole body before answering (nginx's default request
+// buffering), whose redirect can no longer be followed.
+const holdBack = 2 * time.Second
+
 // putSized sends src, of exactly size bytes, with net/http. The body is
-// held back until XAPI has answered (it answers before reading the body):
-// a redirect is then followed with the body unread, any other answer but
-// 200 ends the request without it.
+// held back until XAPI has answered (it answers before reading the body),
+// or for holdBack: a redirect is followed with the body unread, any other
+// answer but 200 ends the request without it.
 func (c *Client) putSized(ctx context.Context, task Ref, what string, u *url.URL, src *errReader, size int64) error {
 	origin := u.Host
 	for redirects := 0; ; redirects++ {
@@ -452,9 +460,14 @@ func (c *Client) putSized(ctx context.Context, task Ref, what string, u *url.URL
 		req.ContentLength = size
 		req.Header.Set("Content-Type", "application/octet-stream")
 		hc, done := c.transferHTTP(u, origin)
-		req, sent := traceSent(req)
+		sent := new(atomic.Bool)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteHeaders: func() {
+			sent.Store(true)
+			g.releaseAfter(holdBack)
+		}}))
 		resp, err := hc.Do(req)
 		done()
+		g.disarm()
 		if err != nil {
 			g.abort()
 			if src.failure() != nil {
@@ -471,6 +484,9 @@ func (c *Client) putSized(ctx context.Context, task Ref, what string, u *url.URL
 		if isRedirect(resp.StatusCode) && redirects < maxRedirects {
 			g.abort()
 			next, err := redirectTarget(u, resp)
+			if err == nil && g.opened() {
+				err = fmt.Errorf("%w: HTTP %s to %s after the body had started, which cannot be sent again (an intermediary that reads the whole body before answering?)", ErrTransfer, resp.Status, hostURL(next))
+			}
 			if err != nil {
 				return c.unsent(ctx, task, what, viaHost(u, origin, err))
 			}
@@ -503,6 +519,9 @@ type gate struct {
 	open chan struct{}
 	stop chan struct{}
 	once sync.Once
+
+	mu    sync.Mutex
+	timer *time.Timer // release after holdBack
 }
 
 func newGate(r io.Reader) *gate {
@@ -515,6 +534,43 @@ func (g *gate) Read(p []byte) (int, error) {
 		return g.r.Read(p)
 	case <-g.stop:
 		return 0, errHeldBack
+	}
+}
+
+// releaseAfter releases the gate after d unless it is disarmed first.
+func (g *gate) releaseAfter(d time.Duration) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer == nil {
+		g.timer = time.AfterFunc(d, g.release)
+	}
+}
+
+// disarm stops the timer of releaseAfter.
+func (g *gate) disarm() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+}
+
+// opened reports whether the body was let through.
+func (g *gate) opened() bool {
+	if g == nil {
+		return false
+	}
+	select {
+	case <-g.open:
+		return true
+	default:
+		return false
 	}
 }
 
