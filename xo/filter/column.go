@@ -35,6 +35,9 @@ type Column struct {
 	// unreachable, inString{} when the value is strs[i].
 	vals []any
 	strs []string // string values, all in one block of memory
+	// nums, when not nil, holds the float64 values again, densely, for
+	// comparisons to read without following vals' pointers.
+	nums []float64
 	// codes, when not nil, numbers the string values: strs[i] is
 	// dict[codes[i]] (codes[i] is noCode for other values). Columns with
 	// few distinct strings are encoded so, for Matcher to match each
@@ -69,6 +72,12 @@ func NewColumn(path Path, objects []map[string]any) *Column {
 		s, isString := v.(string)
 		if !isString {
 			c.vals[i] = v
+			if f, isNumber := v.(float64); isNumber {
+				if c.nums == nil {
+					c.nums = make([]float64, len(objects))
+				}
+				c.nums[i] = f
+			}
 			if c.codes != nil {
 				c.codes[i] = noCode
 			}
@@ -243,6 +252,9 @@ func (p *Plan) bind(n Node) step {
 			return truthyStep{col: p.column(append(path, t.Name))}
 		}
 		p.memos++
+		if cmp, isComparison := child.(*Comparison); isComparison {
+			return compareStep{col: p.column(path), cmp: cmp, memo: p.memos - 1}
+		}
 		return propertyStep{col: p.column(path), child: child, memo: p.memos - 1}
 	case *TruthyProperty:
 		return truthyStep{col: p.column(Path{n.Name})}
@@ -310,6 +322,22 @@ func (s propertyStep) match(m *Matcher, i int, _ any) bool {
 	default:
 		return s.child.Match(v)
 	}
+}
+
+// compareStep is a propertyStep whose child is a Comparison: numbers are
+// compared straight from the column's dense copy of them.
+type compareStep struct {
+	col  int
+	cmp  *Comparison
+	memo int // index in Matcher.memo
+}
+
+func (s compareStep) match(m *Matcher, i int, obj any) bool {
+	c := m.cols[s.col]
+	if _, isNumber := c.vals[i].(float64); isNumber {
+		return s.cmp.compare(c.nums[i])
+	}
+	return propertyStep{col: s.col, child: s.cmp, memo: s.memo}.match(m, i, obj)
 }
 
 // truthyStep is a chain of Property terms ending with a TruthyProperty,
