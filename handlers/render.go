@@ -243,42 +243,61 @@ func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter
 }
 
 // writeTables answers a collection read from xo tables (see
-// Pools.Tables) as WriteCollection does, with the filter plan's
-// properties, the id (for href, base + "/" + id) and, when they are few,
-// the picked fields read from the tables' columns.
+// Pools.Tables) as WriteCollection does, reading from the tables' columns
+// what tableQuery says.
 func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pools, kind, base string) error {
-	var plan *filter.Plan
-	var paths []filter.Path
-	if q.Filter != nil {
-		plan = filter.NewPlan(q.Filter)
-		paths = append(paths, plan.Paths()...)
-	}
-	nplan := len(paths)
-	paths = append(paths, filter.Path{"id"})
-	fieldCols := false
-	if f := q.Fields; f != nil && f.direct && !f.All && len(f.list) <= maxFieldColumns {
-		fieldCols = true
-		for _, fl := range f.list {
-			paths = append(paths, filter.Path{fl.raw})
-		}
-	}
-	tables, err := pools.Tables(r.Context(), kind, paths)
+	tq := newTableQuery(q)
+	tables, err := pools.Tables(r.Context(), kind, tq.paths)
 	if err != nil {
 		return err
 	}
+	return tq.write(w, r, q, tables, base)
+}
+
+// tableQuery is a collection query over xo tables: the columns it reads
+// are the filter plan's properties, the id (for href, base + "/" + id)
+// and, when they are few, the picked fields.
+type tableQuery struct {
+	plan      *filter.Plan  // nil without a filter
+	paths     []filter.Path // of the columns to read
+	nplan     int           // paths[:nplan] are the plan's, paths[nplan] the id
+	fieldCols bool          // paths[nplan+1:] are Fields.list
+}
+
+// newTableQuery returns the table query of q.
+func newTableQuery(q Query) tableQuery {
+	var tq tableQuery
+	if q.Filter != nil {
+		tq.plan = filter.NewPlan(q.Filter)
+		tq.paths = append(tq.paths, tq.plan.Paths()...)
+	}
+	tq.nplan = len(tq.paths)
+	tq.paths = append(tq.paths, filter.Path{"id"})
+	if f := q.Fields; f != nil && f.direct && !f.All && len(f.list) <= maxFieldColumns {
+		tq.fieldCols = true
+		for _, fl := range f.list {
+			tq.paths = append(tq.paths, filter.Path{fl.raw})
+		}
+	}
+	return tq
+}
+
+// write answers q over tables, whose columns hold tq.paths, with the
+// objects' URLs under base.
+func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tables []xo.Table, base string) error {
 	rows := func(yield func(row) bool) {
 		for _, t := range tables {
 			var m *filter.Matcher
-			if plan != nil {
-				m = plan.Matcher(t.Columns[:nplan])
+			if tq.plan != nil {
+				m = tq.plan.Matcher(t.Columns[:tq.nplan])
 			}
 			for i, obj := range t.Objects {
 				if m != nil && !m.Match(i, obj) {
 					continue
 				}
-				rw := row{obj: obj, id: t.Columns[nplan], i: i}
-				if fieldCols {
-					rw.fields = t.Columns[nplan+1:]
+				rw := row{obj: obj, id: t.Columns[tq.nplan], i: i}
+				if tq.fieldCols {
+					rw.fields = t.Columns[tq.nplan+1:]
 				}
 				if !yield(rw) {
 					return
