@@ -55,7 +55,45 @@ type mapper struct {
 	hrefBase string
 	// scratch is reused to encode hrefs (nil: allocate).
 	scratch *[]byte
-	noURL   bool // only href, no url (single objects)
+	// keys, when set, keeps the member keys of appendDirect from row to
+	// row (nil: build them for each item).
+	keys  *directKeys
+	noURL bool // only href, no url (single objects)
+}
+
+// directKeys are what precedes each member's value in appendDirect's
+// items at one indentation: the newline and indent, the quoted key and
+// the separator.
+type directKeys struct {
+	pretty bool
+	depth  int
+	fields [][]byte // one per Fields.list entry
+	links  [][]byte // one per mapper.links
+	end    []byte   // the newline and indent before the closing brace
+}
+
+// directKeys returns the member keys of appendDirect for items at depth,
+// kept in m.keys when set.
+func (m mapper) directKeys(pretty bool, depth int) *directKeys {
+	if k := m.keys; k != nil && k.fields != nil && k.pretty == pretty && k.depth == depth {
+		return k
+	}
+	k := m.keys
+	if k == nil {
+		k = &directKeys{}
+	}
+	member := func(name string) []byte {
+		return appendKeySeparator(appendString(appendNewline(nil, pretty, depth+1), name), pretty)
+	}
+	*k = directKeys{pretty: pretty, depth: depth, end: appendNewline(nil, pretty, depth)}
+	k.fields = make([][]byte, len(m.fields.list))
+	for i, fl := range m.fields.list {
+		k.fields[i] = member(fl.raw)
+	}
+	for _, name := range m.links() {
+		k.links = append(k.links, member(name))
+	}
+	return k
 }
 
 // links returns the link members items get: href, and url unless noURL.
@@ -163,6 +201,7 @@ func (m mapper) hrefJSON(rw row) []byte {
 // appendDirect appends the picked fields of obj, href and url, when picking
 // is copying members (Fields.direct): the fast path of plain field names.
 func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, depth int) []byte {
+	keys := m.directKeys(pretty, depth)
 	b = append(b, '{')
 	for k, fl := range m.fields.list {
 		var v any
@@ -170,9 +209,7 @@ func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, dep
 		if rw.fields != nil {
 			c := rw.fields[k]
 			if s, isString := c.String(rw.i); isString {
-				b = appendNewline(b, pretty, depth+1)
-				b = appendString(b, fl.raw)
-				b = appendKeySeparator(b, pretty)
+				b = append(b, keys.fields[k]...)
 				b = appendString(b, s)
 				b = append(b, ',')
 				continue
@@ -184,21 +221,18 @@ func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, dep
 		if !ok {
 			continue
 		}
-		b = appendNewline(b, pretty, depth+1)
-		b = appendString(b, fl.raw)
-		b = appendValueAfterKey(b, v, pretty, depth)
+		b = append(b, keys.fields[k]...)
+		b = appendJSON(b, v, pretty, depth+1)
 		b = append(b, ',')
 	}
-	for i, k := range m.links() {
+	for i, key := range keys.links {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendNewline(b, pretty, depth+1)
-		b = appendString(b, k)
-		b = appendKeySeparator(b, pretty)
+		b = append(b, key...)
 		b = append(b, hrefJSON...)
 	}
-	b = appendNewline(b, pretty, depth)
+	b = append(b, keys.end...)
 	return append(b, '}')
 }
 
@@ -239,7 +273,7 @@ func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter
 			}
 		}
 	}
-	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href})
+	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href, keys: new(directKeys)})
 }
 
 // writeTables answers a collection read from xo tables (see
@@ -306,7 +340,7 @@ func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tabl
 		}
 	}
 	q.Filter = nil // applied by rows
-	m := mapper{fields: q.Fields, href: HrefIn(base), scratch: new([]byte)}
+	m := mapper{fields: q.Fields, href: HrefIn(base), scratch: new([]byte), keys: new(directKeys)}
 	if base = strings.TrimRight(base, "/") + "/"; string(appendString(nil, base)) == `"`+base+`"` {
 		m.hrefBase = base
 	}
