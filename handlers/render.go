@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xorest/xorest/xo"
@@ -20,8 +23,37 @@ const (
 	contentMarkdown = "text/markdown; charset=utf-8"
 )
 
-// flushBytes is how much output is buffered before it is sent.
+// flushBytes is how much output is buffered before it is sent, once an
+// answer is streamed.
 const flushBytes = 32 << 10
+
+// wholeBytes is the largest answer sent in one piece, with its
+// Content-Length: a collection answer is buffered up to this size, and
+// streamed in chunks of flushBytes only beyond. One write instead of a
+// chunk per flushBytes saves system calls and the client's chunk parsing.
+const wholeBytes = 1 << 20
+
+// bufferPool keeps the buffers of collection answers for reuse (see
+// wholeBytes): a buffer is taken and given back by each answer.
+type bufferPool struct{ p sync.Pool }
+
+// get returns an empty buffer, from the pool if it has one. A nil pool
+// allocates.
+func (bp *bufferPool) get() []byte {
+	if bp != nil {
+		if b, ok := bp.p.Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, flushBytes+4096)
+}
+
+// put gives b back to the pool, unless it grew well past wholeBytes.
+func (bp *bufferPool) put(b []byte) {
+	if bp != nil && cap(b) <= 2*wholeBytes {
+		bp.p.Put(&b)
+	}
+}
 
 // HrefIn returns the href function of objects listed under path, e.g.
 // HrefIn("/rest/v0/vms") maps {id: "abc"} to "/rest/v0/vms/abc". A trailing
@@ -273,19 +305,19 @@ func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter
 			}
 		}
 	}
-	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href, keys: new(directKeys)})
+	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href, keys: new(directKeys)}, nil)
 }
 
 // writeTables answers a collection read from xo tables (see
 // Pools.Tables) as WriteCollection does, reading from the tables' columns
 // what tableQuery says.
-func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pools, kind, base string) error {
+func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pools, kind, base string, bufs *bufferPool) error {
 	tq := newTableQuery(q)
 	tables, err := pools.Tables(r.Context(), kind, tq.paths)
 	if err != nil {
 		return err
 	}
-	return tq.write(w, r, q, tables, base)
+	return tq.write(w, r, q, tables, base, bufs)
 }
 
 // tableQuery is a collection query over xo tables: the columns it reads
@@ -317,8 +349,8 @@ func newTableQuery(q Query) tableQuery {
 }
 
 // write answers q over tables, whose columns hold tq.paths, with the
-// objects' URLs under base.
-func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tables []xo.Table, base string) error {
+// objects' URLs under base, in a buffer of bufs (nil: a new one).
+func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tables []xo.Table, base string, bufs *bufferPool) error {
 	rows := func(yield func(row) bool) {
 		for _, t := range tables {
 			var m *filter.Matcher
@@ -344,7 +376,7 @@ func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tabl
 	if base = strings.TrimRight(base, "/") + "/"; string(appendString(nil, base)) == `"`+base+`"` {
 		m.hrefBase = base
 	}
-	return writeRows(w, r, q, rows, m)
+	return writeRows(w, r, q, rows, m, bufs)
 }
 
 // maxFieldColumns is the most picked fields writeTables reads from
@@ -352,9 +384,11 @@ func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tabl
 // built, so it only pays for a few fields.
 const maxFieldColumns = 4
 
-// writeRows is WriteCollection over rows, with m mapping them.
-func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[row], m mapper) error {
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, flushBytes+4096)}
+// writeRows is WriteCollection over rows, with m mapping them, in a
+// buffer of bufs (nil: a new one).
+func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[row], m mapper, bufs *bufferPool) error {
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: bufs.get()}
+	defer func() { bufs.put(sw.buf) }()
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	var md *markdownTable
@@ -391,7 +425,7 @@ func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[ro
 			sw.buf = m.appendRow(sw.buf, rw, true, 1)
 		}
 		n++
-		if len(sw.buf) >= flushBytes {
+		if len(sw.buf) >= flushBytes && (sw.sent || len(sw.buf) >= wholeBytes) {
 			if err := sw.flush(); err != nil {
 				return err
 			}
@@ -414,7 +448,7 @@ func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[ro
 		}
 		sw.buf = append(sw.buf, ']')
 	}
-	return sw.flush()
+	return sw.finish()
 }
 
 // WriteObject answers one object as pretty JSON (XO's 2 spaces): the
@@ -436,19 +470,48 @@ func WriteObject(w http.ResponseWriter, fields *Fields, obj map[string]any, href
 
 // streamWriter sends a byte buffer to the client in chunks.
 type streamWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf []byte
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	buf  []byte
+	sent bool // something was sent
 }
 
-// flush sends the buffer and flushes the connection.
+// flush sends the buffer, in chunks of at most flushBytes, flushing the
+// connection after each.
 func (s *streamWriter) flush() error {
-	if len(s.buf) > 0 {
-		if _, err := s.w.Write(s.buf); err != nil {
+	for chunk := range slices.Chunk(s.buf, flushBytes) {
+		if _, err := s.w.Write(chunk); err != nil {
 			return fmt.Errorf("writing response: %w", err)
 		}
-		s.buf = s.buf[:0]
+		if err := s.flushConn(); err != nil {
+			return err
+		}
 	}
+	if len(s.buf) == 0 {
+		if err := s.flushConn(); err != nil {
+			return err
+		}
+	}
+	s.buf, s.sent = s.buf[:0], true
+	return nil
+}
+
+// finish sends what is left: when nothing was sent yet, the whole answer
+// in one write, with its Content-Length.
+func (s *streamWriter) finish() error {
+	if s.sent {
+		return s.flush()
+	}
+	s.w.Header().Set("Content-Length", strconv.Itoa(len(s.buf)))
+	if _, err := s.w.Write(s.buf); err != nil {
+		return fmt.Errorf("writing response: %w", err)
+	}
+	s.buf, s.sent = s.buf[:0], true
+	return nil
+}
+
+// flushConn flushes the connection.
+func (s *streamWriter) flushConn() error {
 	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("flushing response: %w", err)
 	}
