@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/xorest/xorest/xo/xapisim"
@@ -30,6 +31,9 @@ func TestListFromTables(t *testing.T) {
 		{"ndjson", "vms", "VM", "ndjson&fields=name_label,power_state&filter=power_state:Running"},
 		{"markdown", "vms", "VM", "markdown&fields=name_label,power_state&filter=power_state:Running"},
 		{"limit", "vms", "VM", "limit=2&fields=name_label&filter=power_state:Running"},
+		{"limit with the bench filter", "vms", "VM", "limit=3&fields=name_label,power_state&filter=" + url.QueryEscape("power_state:Running !name_label:/^vm1/ CPUs:number:>=1")},
+		{"or, not and whole-object terms", "vms", "VM", "fields=name_label&filter=" + url.QueryEscape("|(power_state:Halted !CPUs:number:<2 vm3) !(name_label:vm5 | (vm7))")},
+		{"not of an or", "vms", "VM", "fields=name_label&filter=" + url.QueryEscape("!|(power_state:Running name_label:/2$/) CPUs:number:>=1")},
 		{"no match", "vms", "VM", "fields=name_label&filter=power_state:Nowhere"},
 		{"hosts", "hosts", "host", "fields=name_label,enabled&filter=enabled?"},
 	}
@@ -56,6 +60,9 @@ func TestListFromTables(t *testing.T) {
 			}
 			if got.Body.String() != want.Body.String() {
 				t.Errorf("GET %s:\n%s\nWriteCollection:\n%s", target, got.Body, want.Body)
+			}
+			if cl := got.Header().Get("Content-Length"); cl != strconv.Itoa(got.Body.Len()) {
+				t.Errorf("Content-Length %q for a body of %d bytes", cl, got.Body.Len())
 			}
 			if got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
 				t.Errorf("Content-Type %q, want %q", got.Header().Get("Content-Type"), want.Header().Get("Content-Type"))

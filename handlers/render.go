@@ -34,8 +34,9 @@ const flushBytes = 32 << 10
 const wholeBytes = 1 << 20
 
 // bufferPool keeps the buffers of collection answers for reuse (see
-// wholeBytes): a buffer is taken and given back by each answer.
-type bufferPool struct{ p sync.Pool }
+// wholeBytes), and their lists of matching rows: each answer takes them
+// and gives them back.
+type bufferPool struct{ p, rows sync.Pool }
 
 // get returns an empty buffer, from the pool if it has one. A nil pool
 // allocates.
@@ -52,6 +53,24 @@ func (bp *bufferPool) get() []byte {
 func (bp *bufferPool) put(b []byte) {
 	if bp != nil && cap(b) <= 2*wholeBytes {
 		bp.p.Put(&b)
+	}
+}
+
+// getRows returns an empty row list, from the pool if it has one. A nil
+// pool allocates.
+func (bp *bufferPool) getRows() []int32 {
+	if bp != nil {
+		if r, ok := bp.rows.Get().(*[]int32); ok {
+			return (*r)[:0]
+		}
+	}
+	return nil
+}
+
+// putRows gives a row list back to the pool.
+func (bp *bufferPool) putRows(r []int32) {
+	if bp != nil && r != nil {
+		bp.rows.Put(&r)
 	}
 }
 
@@ -351,20 +370,35 @@ func newTableQuery(q Query) tableQuery {
 // write answers q over tables, whose columns hold tq.paths, with the
 // objects' URLs under base, in a buffer of bufs (nil: a new one).
 func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tables []xo.Table, base string, bufs *bufferPool) error {
+	matched := bufs.getRows() // the rows the filter matches, table by table
+	defer func() { bufs.putRows(matched) }()
 	rows := func(yield func(row) bool) {
 		for _, t := range tables {
-			var m *filter.Matcher
-			if tq.plan != nil {
-				m = tq.plan.Matcher(t.Columns[:tq.nplan])
+			rw := row{id: t.Columns[tq.nplan]}
+			if tq.fieldCols {
+				rw.fields = t.Columns[tq.nplan+1:]
 			}
-			for i, obj := range t.Objects {
-				if m != nil && !m.Match(i, obj) {
-					continue
+			if tq.plan == nil || q.Limit >= 0 {
+				// A row at a time, to stop at the limit.
+				var m *filter.Matcher
+				if tq.plan != nil {
+					m = tq.plan.Matcher(t.Columns[:tq.nplan])
 				}
-				rw := row{obj: obj, id: t.Columns[tq.nplan], i: i}
-				if tq.fieldCols {
-					rw.fields = t.Columns[tq.nplan+1:]
+				for i, obj := range t.Objects {
+					if m != nil && !m.Match(i, obj) {
+						continue
+					}
+					rw.obj, rw.i = obj, i
+					if !yield(rw) {
+						return
+					}
 				}
+				continue
+			}
+			// A filter step at a time over the whole table.
+			matched = tq.plan.Matcher(t.Columns[:tq.nplan]).Rows(t.Objects, matched[:0])
+			for _, i := range matched {
+				rw.obj, rw.i = t.Objects[i], int(i)
 				if !yield(rw) {
 					return
 				}

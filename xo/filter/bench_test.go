@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 )
@@ -30,6 +29,7 @@ var benchFilters = []struct{ name, filter string }{
 	{"truthy-comparison", "auto_poweron? memory:size:>4e9 snapshots:length:>=2"},
 	{"or-not", `|(power_state:Paused tags:"xo:no-bak") !name_label:test`},
 	{"deep-miss", "nonexistent_value_xyz"},
+	{"make-bench", "power_state:Running !name_label:/^vm1/ CPUs:number:>=1"}, // the rest section of `make bench`
 }
 
 // benchVMs builds deterministic VM objects shaped like XO's (reference §B.1),
@@ -255,41 +255,3 @@ func BenchmarkMatchNode(b *testing.B) {
 	}
 }
 
-// BenchmarkPlanMatch matches each filter of benchFilters, and the filter
-// of `make bench`, with a Plan over columns built beforehand (as a warm
-// xorest does: the columns are kept with its cache), against 10,000 VM
-// objects per iteration.
-func BenchmarkPlanMatch(b *testing.B) {
-	var vms []map[string]any
-	for _, v := range benchVMs(benchVMCount) {
-		vms = append(vms, v.(map[string]any))
-	}
-	filters := append(slices.Clone(benchFilters), struct{ name, filter string }{"make-bench", "power_state:Running !name_label:/^vm1/ CPUs:number:>=1"})
-	for _, bf := range filters {
-		n, err := Parse(bf.filter)
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan := NewPlan(n)
-		cols := make([]*Column, len(plan.Paths()))
-		for j, path := range plan.Paths() {
-			cols[j] = NewColumn(path, vms)
-		}
-		b.Run(bf.name, func(b *testing.B) {
-			b.ReportAllocs()
-			matches := 0
-			cpu := processCPUTime()
-			for b.Loop() {
-				m := plan.Matcher(cols)
-				matches = 0
-				for i, o := range vms {
-					if m.Match(i, o) {
-						matches++
-					}
-				}
-			}
-			b.ReportMetric(float64(processCPUTime()-cpu)/float64(b.N), "cpu-ns/op")
-			b.ReportMetric(float64(matches), "matches")
-		})
-	}
-}

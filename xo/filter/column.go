@@ -174,6 +174,8 @@ type Plan struct {
 // step is one node of a Plan, matching row i of a table.
 type step interface {
 	match(m *Matcher, i int, obj any) bool
+	// keep returns the rows of rows (ascending) it matches, in place.
+	keep(m *Matcher, rows []int32, objs []map[string]any) []int32
 }
 
 // NewPlan prepares n for Matcher.
@@ -194,6 +196,8 @@ type Matcher struct {
 	plan *Plan
 	cols []*Column
 	memo [][]int8 // per propertyStep, per dictionary code: 0 unknown, 1 no, 2 yes
+	// spare holds row lists for Not and Or to work in, reused.
+	spare [][]int32
 }
 
 // Matcher returns a matcher of the rows of the table whose columns are
@@ -207,6 +211,33 @@ func (p *Plan) Matcher(cols []*Column) *Matcher {
 func (m *Matcher) Match(i int, obj map[string]any) bool {
 	return m.plan.root.match(m, i, obj)
 }
+
+// Rows appends to rows the indexes of the objects of the table that the
+// filter matches, in ascending order, and returns the extended slice;
+// objs are the table's objects. It matches what Match matches, a step of
+// the filter at a time over the rows still in the running rather than
+// the whole filter a row at a time.
+func (m *Matcher) Rows(objs []map[string]any, rows []int32) []int32 {
+	start := len(rows)
+	for i := range objs {
+		rows = append(rows, int32(i))
+	}
+	kept := m.plan.root.keep(m, rows[start:], objs)
+	return rows[:start+len(kept)]
+}
+
+// take returns an empty row list of m's spares (give it back with give).
+func (m *Matcher) take() []int32 {
+	if n := len(m.spare); n > 0 {
+		r := m.spare[n-1]
+		m.spare = m.spare[:n-1]
+		return r[:0]
+	}
+	return nil
+}
+
+// give hands a row list back to m's spares.
+func (m *Matcher) give(r []int32) { m.spare = append(m.spare, r) }
 
 // column returns the index of the column for path, adding it if needed.
 func (p *Plan) column(path Path) int {
@@ -273,6 +304,16 @@ func (s andStep) match(m *Matcher, i int, obj any) bool {
 	return true
 }
 
+func (s andStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
+	for _, c := range s {
+		if len(rows) == 0 {
+			break
+		}
+		rows = c.keep(m, rows, objs)
+	}
+	return rows
+}
+
 type orStep []step
 
 func (s orStep) match(m *Matcher, i int, obj any) bool {
@@ -284,9 +325,40 @@ func (s orStep) match(m *Matcher, i int, obj any) bool {
 	return false
 }
 
+func (s orStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), objs[i]) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 type notStep struct{ child step }
 
 func (s notStep) match(m *Matcher, i int, obj any) bool { return !s.child.match(m, i, obj) }
+
+func (s notStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
+	yes := s.child.keep(m, append(m.take(), rows...), objs)
+	rows = without(rows, yes)
+	m.give(yes)
+	return rows
+}
+
+// without removes from rows, in place, the rows of drop; both ascending,
+// drop a subset of rows.
+func without(rows, drop []int32) []int32 {
+	out, j := rows[:0], 0
+	for _, r := range rows {
+		if j < len(drop) && drop[j] == r {
+			j++
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
 
 // propertyStep is a chain of Property terms with the value at its path
 // read from a column (the objects are maps, so the outer "value != null"
@@ -324,6 +396,16 @@ func (s propertyStep) match(m *Matcher, i int, _ any) bool {
 	}
 }
 
+func (s propertyStep) keep(m *Matcher, rows []int32, _ []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), nil) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // compareStep is a propertyStep whose child is a Comparison: numbers are
 // compared straight from the column's dense copy of them.
 type compareStep struct {
@@ -338,6 +420,16 @@ func (s compareStep) match(m *Matcher, i int, obj any) bool {
 		return s.cmp.compare(c.nums[i])
 	}
 	return propertyStep{col: s.col, child: s.cmp, memo: s.memo}.match(m, i, obj)
+}
+
+func (s compareStep) keep(m *Matcher, rows []int32, _ []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), nil) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // truthyStep is a chain of Property terms ending with a TruthyProperty,
@@ -356,10 +448,30 @@ func (s truthyStep) match(m *Matcher, i int, _ any) bool {
 	}
 }
 
+func (s truthyStep) keep(m *Matcher, rows []int32, _ []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), nil) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // nodeStep matches the whole object.
 type nodeStep struct{ n Node }
 
 func (s nodeStep) match(_ *Matcher, _ int, obj any) bool { return s.n.Match(obj) }
+
+func (s nodeStep) keep(_ *Matcher, rows []int32, objs []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.n.Match(objs[i]) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
 
 // matchString is n.Match(s) without boxing s for the nodes that match
 // strings themselves.
