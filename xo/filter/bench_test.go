@@ -254,4 +254,3 @@ func BenchmarkMatchNode(b *testing.B) {
 		})
 	}
 }
-
