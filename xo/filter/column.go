@@ -196,8 +196,6 @@ type Matcher struct {
 	plan *Plan
 	cols []*Column
 	memo [][]int8 // per propertyStep, per dictionary code: 0 unknown, 1 no, 2 yes
-	// spare holds row lists for Not and Or to work in, reused.
-	spare [][]int32
 }
 
 // Matcher returns a matcher of the rows of the table whose columns are
@@ -214,9 +212,10 @@ func (m *Matcher) Match(i int, obj map[string]any) bool {
 
 // Rows appends to rows the indexes of the objects of the table that the
 // filter matches, in ascending order, and returns the extended slice;
-// objs are the table's objects. It matches what Match matches, a step of
-// the filter at a time over the rows still in the running rather than
-// the whole filter a row at a time.
+// objs are the table's objects. It matches what Match matches, but the
+// terms of an And one after the other, each over the rows the terms
+// before it kept, in a loop of its own (no dynamic call per row and
+// term).
 func (m *Matcher) Rows(objs []map[string]any, rows []int32) []int32 {
 	start := len(rows)
 	for i := range objs {
@@ -225,19 +224,6 @@ func (m *Matcher) Rows(objs []map[string]any, rows []int32) []int32 {
 	kept := m.plan.root.keep(m, rows[start:], objs)
 	return rows[:start+len(kept)]
 }
-
-// take returns an empty row list of m's spares (give it back with give).
-func (m *Matcher) take() []int32 {
-	if n := len(m.spare); n > 0 {
-		r := m.spare[n-1]
-		m.spare = m.spare[:n-1]
-		return r[:0]
-	}
-	return nil
-}
-
-// give hands a row list back to m's spares.
-func (m *Matcher) give(r []int32) { m.spare = append(m.spare, r) }
 
 // column returns the index of the column for path, adding it if needed.
 func (p *Plan) column(path Path) int {
@@ -340,22 +326,11 @@ type notStep struct{ child step }
 func (s notStep) match(m *Matcher, i int, obj any) bool { return !s.child.match(m, i, obj) }
 
 func (s notStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
-	yes := s.child.keep(m, append(m.take(), rows...), objs)
-	rows = without(rows, yes)
-	m.give(yes)
-	return rows
-}
-
-// without removes from rows, in place, the rows of drop; both ascending,
-// drop a subset of rows.
-func without(rows, drop []int32) []int32 {
-	out, j := rows[:0], 0
-	for _, r := range rows {
-		if j < len(drop) && drop[j] == r {
-			j++
-			continue
+	out := rows[:0]
+	for _, i := range rows {
+		if !s.child.match(m, int(i), objs[i]) {
+			out = append(out, i)
 		}
-		out = append(out, r)
 	}
 	return out
 }
