@@ -22,19 +22,6 @@ import (
 	"github.com/xorest/xorest/internal/peertest"
 )
 
-const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
-
-// findRIE finds aws-lambda-rie and fails the test with the install command
-// when it is missing.
-func findRIE(t *testing.T) string {
-	t.Helper()
-	p, err := peertest.Binary("aws-lambda-rie", rieInstall)
-	if err != nil {
-		t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator): %v", err)
-	}
-	return p
-}
-
 var (
 	bootstrapOnce sync.Once
 	bootstrapPath string
@@ -86,7 +73,7 @@ type rie struct {
 // loopback ports, and stops it (and the bootstrap) at the end of the test.
 func startRIE(t *testing.T, mode deploy.Mode) *rie {
 	t.Helper()
-	bin, boot := findRIE(t), buildBootstrap(t)
+	bin, boot := peertest.RIE(t), buildBootstrap(t)
 	port, apiPort := freePort(t), freePort(t)
 	r := &rie{
 		url:  "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/xorest/xorest/transfer/s3"
@@ -16,9 +15,9 @@ import (
 // The export action (POST …/<id>/actions/export) streams an export of a
 // VM, snapshot or template (XVA, OVA) or of a disk (VHD, raw) from XAPI
 // into S3 with a multipart upload (transfer/s3), on the action's task: the
-// task's progress follows the bytes S3 has stored when the length is known
-// beforehand, and for an XVA the bytes read and XAPI's own progress
-// (exportProgress); it stays below 1 until the upload is complete. A
+// task's progress follows the bytes read over the length (known
+// beforehand, or for an XVA estimated) and XAPI's own progress of its
+// export (progress); it stays below 1 until the upload is complete. A
 // running VM is exported from a snapshot destroyed afterwards (exportSource).
 // The task's result is {bucket, key, size, etag, url}, url being
 // a presigned GET valid Config.PresignExpiry. Any failure aborts the
@@ -126,26 +125,17 @@ func exportToS3(ctx context.Context, a *actionCall, collection, format string, o
 		return nil, fmt.Errorf("export %s: %w", idString(a.obj["uuid"]), err)
 	}
 	opts := s3.UploadOptions{Bucket: bucket, Key: key, ExpectedSize: st.size, ContentType: st.contentType}
-	var body io.Reader = st
-	var progress *exportProgress
-	switch {
-	case st.size > 0:
-		opts.Progress = func(n int64) {
-			// Progress stays below 1 until the task succeeds.
-			_, _ = a.client.Call(ctx, "task.set_progress", a.task, min(maxRunningProgress, float64(n)/float64(st.size)))
-		}
-	case st.size < 0:
-		if progress = startExportProgress(ctx, a.client, a.task, st); progress != nil {
-			body = progress.reader(st)
-		}
+	total := st.size
+	if total < 0 && st.estimate != nil {
+		total = st.estimate(ctx)
 	}
+	progress := startProgress(ctx, a.client, a.task, total, st.task)
+	body := progress.reader(st)
 	if st.size >= 0 {
-		body = &exactReader{r: st, expect: st.size}
+		body = &exactReader{r: body, expect: st.size}
 	}
 	res, err := s.cfg.S3.Upload(ctx, body, opts)
-	if progress != nil {
-		progress.end()
-	}
+	progress.end()
 	st.end(err)
 	if err != nil {
 		return nil, err
@@ -206,105 +196,6 @@ func (s *server) openOVA(ctx context.Context, xc *xapi.Client, ref xapi.Ref) (*e
 		<-done
 		release()
 	}}, nil
-}
-
-// maxRunningProgress caps the progress an export reports while it runs:
-// 1 is set when the action's task succeeds.
-const maxRunningProgress = 0.99
-
-// exportProgressInterval is how often the progress of an export of
-// unknown length is updated.
-const exportProgressInterval = time.Second
-
-// exportProgress reports on the action's task the progress of an export
-// whose length is not known beforehand (an XVA): the larger of
-//
-//   - the bytes read from XAPI over the stream's estimate (xvaEstimate:
-//     the virtual size of the exported disks), and
-//   - the progress XAPI reports on its own task of the export, its walk
-//     over the same virtual size, which also counts the empty chunks it
-//     skips and does not depend on compression,
-//
-// every exportProgressInterval, from one goroutine so that the values
-// set never decrease; it stays below 1 (maxRunningProgress).
-type exportProgress struct {
-	c        *xapi.Client
-	task     xapi.Ref // the action's task
-	source   xapi.Ref // XAPI's export task, or ""
-	estimate int64
-	read     atomic.Int64
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-// startExportProgress starts reporting the progress of st on task, or
-// returns nil when st gives nothing to base it on.
-func startExportProgress(ctx context.Context, c *xapi.Client, task xapi.Ref, st *exportStream) *exportProgress {
-	var estimate int64
-	if st.estimate != nil {
-		estimate = st.estimate(ctx)
-	}
-	if estimate <= 0 && st.task == "" {
-		return nil
-	}
-	p := &exportProgress{c: c, task: task, source: st.task, estimate: estimate,
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go p.run(ctx)
-	return p
-}
-
-// reader returns r counting the bytes read from it.
-func (p *exportProgress) reader(r io.Reader) io.Reader {
-	return readFunc(func(b []byte) (int, error) {
-		n, err := r.Read(b)
-		p.read.Add(int64(n))
-		return n, err
-	})
-}
-
-// run updates the task until end.
-func (p *exportProgress) run(ctx context.Context) {
-	defer close(p.done)
-	tick := time.NewTicker(exportProgressInterval)
-	defer tick.Stop()
-	reported := 0.0
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		v := p.value(ctx)
-		if v <= reported {
-			continue
-		}
-		if _, err := p.c.Call(ctx, "task.set_progress", p.task, v); err == nil {
-			reported = v
-		}
-	}
-}
-
-// value is the current progress, at most maxRunningProgress.
-func (p *exportProgress) value(ctx context.Context) float64 {
-	v := 0.0
-	if p.estimate > 0 {
-		v = float64(p.read.Load()) / float64(p.estimate)
-	}
-	if p.source != "" {
-		var xp float64
-		if err := p.c.CallInto(ctx, &xp, "task.get_progress", p.source); err == nil {
-			v = max(v, xp)
-		}
-	}
-	return min(v, maxRunningProgress)
-}
-
-// end stops the updates and waits for the last one to finish.
-func (p *exportProgress) end() {
-	close(p.stop)
-	<-p.done
 }
 
 // readFunc is a function as an io.Reader.

@@ -169,6 +169,13 @@ func TestExportActionFailureLeavesNothing(t *testing.T) {
 	if task["status"] != "failure" || !strings.Contains(errorText(mustJSON(t, task)), "VDI_IO_ERROR") {
 		t.Fatalf("task %v", task)
 	}
+	checkNothingStored(t, client, "failed.xva")
+}
+
+// checkNothingStored fails unless the exports bucket holds neither a
+// multipart upload nor the object key: what a failed export leaves.
+func checkNothingStored(t *testing.T, client *s3.Client, key string) {
+	t.Helper()
 	ups, err := client.API().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("exports")})
 	if err != nil {
 		t.Fatal(err)
@@ -176,10 +183,9 @@ func TestExportActionFailureLeavesNothing(t *testing.T) {
 	if len(ups.Uploads) != 0 {
 		t.Errorf("multipart uploads left: %d", len(ups.Uploads))
 	}
-	_, err = client.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("exports"), Key: aws.String("failed.xva")})
-	var nf *types.NotFound
-	if !errors.As(err, &nf) {
-		t.Errorf("HeadObject of the failed export: %v, want NotFound", err)
+	_, err = client.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("exports"), Key: aws.String(key)})
+	if _, ok := errors.AsType[*types.NotFound](err); !ok {
+		t.Errorf("HeadObject of the failed export %s: %v, want NotFound", key, err)
 	}
 }
 

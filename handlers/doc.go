@@ -20,6 +20,7 @@
 //	xo.ErrNotFound (*xo.NotFoundError, same body)         404
 //	ErrMethodNotAllowed                                   405
 //	ErrIncorrectState                                     409
+//	ErrLengthRequired (a raw upload without Content-Length) 411
 //	ErrTooLarge                                           413
 //	ErrInvalidParameters                                  422
 //	ErrNotImplemented                                     501

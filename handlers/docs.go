@@ -174,10 +174,34 @@ func operationID(method, path string) string {
 	return b.String()
 }
 
+// docs are the OpenAPI document and the documentation page.
+type docs struct {
+	spec []byte // the OpenAPI document, generated from the routes
+	page []byte // the documentation page
+	csp  string // the page's Content-Security-Policy
+}
+
+// buildDocs builds the documents (server.docs, once).
+func (s *server) buildDocs() (*docs, error) {
+	spec, err := s.openAPI()
+	if err != nil {
+		return nil, err
+	}
+	page, csp, err := buildDocsPage(spec)
+	if err != nil {
+		return nil, err
+	}
+	return &docs{spec: spec, page: page, csp: csp}, nil
+}
+
 // docsSpec answers GET /rest/v0/docs/swagger.json.
 func (s *server) docsSpec(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.docs()
+	if err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", contentJSON)
-	_, err := w.Write(s.spec)
+	_, err = w.Write(d.spec)
 	return err
 }
 
@@ -185,17 +209,22 @@ func (s *server) docsSpec(w http.ResponseWriter, r *http.Request) error {
 // OpenAPI document, with everything inlined and a Content-Security-Policy
 // that allows no other source.
 func (s *server) docsPage(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.docs()
+	if err != nil {
+		return err
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", s.pageCSP)
+	h.Set("Content-Security-Policy", d.csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	_, err := w.Write(s.page)
+	_, err = w.Write(d.page)
 	return err
 }
 
-// buildDocsPage assembles the documentation page and its CSP.
-func (s *server) buildDocsPage() (page []byte, csp string, err error) {
+// buildDocsPage assembles the documentation page of the OpenAPI document
+// spec and its CSP.
+func buildDocsPage(spec []byte) (page []byte, csp string, err error) {
 	read := func(name string) ([]byte, error) {
 		data, err := docsAssets.ReadFile("docs/" + name)
 		if err != nil {
@@ -217,12 +246,12 @@ func (s *server) buildDocsPage() (page []byte, csp string, err error) {
 	}
 	// Compact the document and escape <, > and & (json.Compact keeps them),
 	// so it cannot close its script element.
-	var spec bytes.Buffer
-	if err := json.Compact(&spec, s.spec); err != nil {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, spec); err != nil {
 		return nil, "", fmt.Errorf("handlers: compacting the OpenAPI document: %w", err)
 	}
 	var escaped bytes.Buffer
-	json.HTMLEscape(&escaped, spec.Bytes())
+	json.HTMLEscape(&escaped, compact.Bytes())
 	page = bytes.Replace(tmpl, []byte("{{STYLE}}"), css, 1)
 	page = bytes.Replace(page, []byte("{{SCRIPT}}"), js, 1)
 	page = bytes.Replace(page, []byte("{{SPEC}}"), escaped.Bytes(), 1)

@@ -225,7 +225,11 @@ func TestSpecIsValidOpenAPI(t *testing.T) {
 	}
 	f := newFixture(t)
 	spec := filepath.Join(t.TempDir(), "swagger.json")
-	if err := os.WriteFile(spec, f.s.spec, 0o644); err != nil {
+	d, err := f.s.docs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spec, d.spec, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	script := `require(process.argv[1]).validate(process.argv[2])

@@ -34,6 +34,8 @@ var (
 	ErrMethodNotAllowed = errors.New("method not allowed")
 	// ErrIncorrectState: the object is not in a state allowing the request (409).
 	ErrIncorrectState = errors.New("incorrect state")
+	// ErrLengthRequired: the upload needs a Content-Length (411).
+	ErrLengthRequired = errors.New("length required")
 	// ErrTooLarge: the request body exceeds its limit (413).
 	ErrTooLarge = errors.New("request body too large")
 	// ErrInvalidParameters: a parameter or body field has a wrong value (422).
@@ -59,6 +61,7 @@ var statusTable = []struct {
 	{ErrNotFound, http.StatusNotFound},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed},
 	{ErrIncorrectState, http.StatusConflict},
+	{ErrLengthRequired, http.StatusLengthRequired},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrInvalidParameters, http.StatusUnprocessableEntity},
 	{ErrNotImplemented, http.StatusNotImplemented},

@@ -412,17 +412,7 @@ func TestExportActionRunningVMUploadFails(t *testing.T) {
 			want := maps.Clone(before)
 			want["task"]++ // the action's
 			sf.waitCounts(t, want)
-			ups, err := direct.API().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String("exports")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(ups.Uploads) != 0 {
-				t.Errorf("multipart uploads left: %d", len(ups.Uploads))
-			}
-			_, err = direct.API().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("exports"), Key: aws.String("failed." + format)})
-			if err == nil {
-				t.Error("the failed export was stored")
-			}
+			checkNothingStored(t, direct, "failed."+format)
 		})
 	}
 }
@@ -471,21 +461,22 @@ func TestSimulatorRefusesRunningExport(t *testing.T) {
 	}
 }
 
-func TestExportProgressValue(t *testing.T) {
+func TestProgressValue(t *testing.T) {
 	tests := []struct {
-		name     string
-		estimate int64
-		read     int64
-		want     float64
+		name  string
+		total int64
+		read  int64
+		want  float64
 	}{
-		{name: "nothing read", estimate: 100, read: 0, want: 0},
-		{name: "half", estimate: 200, read: 100, want: 0.5},
-		{name: "more than the estimate stays below 1", estimate: 100, read: 150, want: maxRunningProgress},
-		{name: "no estimate", estimate: 0, read: 150, want: 0},
+		{name: "nothing read", total: 100, read: 0, want: 0},
+		{name: "half", total: 200, read: 100, want: 0.5},
+		{name: "more than the estimate stays below 1", total: 100, read: 150, want: maxRunningProgress},
+		{name: "all read stays below 1", total: 100, read: 100, want: maxRunningProgress},
+		{name: "no total", total: 0, read: 150, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := &exportProgress{estimate: tt.estimate}
+			p := &progress{total: tt.total}
 			if _, err := io.Copy(io.Discard, p.reader(bytes.NewReader(make([]byte, tt.read)))); err != nil {
 				t.Fatal(err)
 			}

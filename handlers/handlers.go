@@ -98,10 +98,10 @@ type server struct {
 	now    func() time.Time
 	routes []route
 	mux    *http.ServeMux
-	spec   []byte // the OpenAPI document, generated from routes
-	page   []byte // the documentation page
-	// pageCSP is the page's Content-Security-Policy.
-	pageCSP string
+	// docs builds, on first use, the OpenAPI document generated from
+	// routes and the documentation page (a cold Lambda instance would
+	// otherwise spend most of its start on them).
+	docs func() (*docs, error)
 	// jobs are the jobs running in this process (Config.Dispatch nil),
 	// under jobsCtx, which stopJobs cancels.
 	jobs     sync.WaitGroup
@@ -290,14 +290,7 @@ func newServer(cfg Config) (*server, error) {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.adaptRoute(rt))
 	}
 	s.mux.Handle("/", s.adapt(s.noRoute))
-	spec, err := s.openAPI()
-	if err != nil {
-		return nil, err
-	}
-	s.spec = spec
-	if s.page, s.pageCSP, err = s.buildDocsPage(); err != nil {
-		return nil, err
-	}
+	s.docs = sync.OnceValues(s.buildDocs)
 	return s, nil
 }
 

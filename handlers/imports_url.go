@@ -273,7 +273,7 @@ func (e *sourceFailure) Unwrap() error { return e.err }
 
 // sourceBody is the import source as a body for PutImport, its errors
 // marked as the source's.
-type sourceBody struct{ r *urlsource.Reader }
+type sourceBody struct{ r io.Reader }
 
 func (b sourceBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
@@ -468,15 +468,7 @@ func createdDone(path string) func(http.ResponseWriter, any) error {
 }
 
 // runURLImportJob is the jobRunner of the URL import kinds.
-func runURLImportJob(ctx context.Context, s *server, j *job) (any, error) {
-	pools, err := s.pools()
-	if err != nil {
-		return nil, err
-	}
-	pool, err := pools.Pool(ctx, j.Pool)
-	if err != nil {
-		return nil, fmt.Errorf("pool %s: %w", j.Pool, err)
-	}
+func runURLImportJob(ctx context.Context, s *server, pool *xo.Pool, j *job) (any, error) {
 	return s.runURLImport(ctx, pool.Client(), j.Task, j.Kind, j.Params)
 }
 
@@ -489,16 +481,18 @@ func (s *server) runURLImport(ctx context.Context, c *xapi.Client, task xapi.Ref
 	if err := json.Unmarshal(params, &p); err != nil {
 		return nil, fmt.Errorf("%s job parameters: %w", kind, err)
 	}
-	rd, err := s.openSource(ctx, p.importSource, urlsource.Options{Progress: taskProgress(ctx, c, task)})
+	rd, err := s.openSource(ctx, p.importSource, urlsource.Options{})
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
+	progress := startProgress(ctx, c, task, p.Size, "")
+	defer progress.end()
 	if rd.Size() != p.Size || (p.ETag != "" && rd.ETag() != p.ETag) {
 		return nil, sourceError(&sourceFailure{fmt.Errorf("%w: %s is now %d bytes (ETag %s), it was %d bytes (ETag %s) when the request was checked",
 			urlsource.ErrChanged, rd.URL(), rd.Size(), rd.ETag(), p.Size, p.ETag)})
 	}
-	body := sourceBody{rd}
+	body := sourceBody{progress.reader(rd)}
 	var id string
 	switch kind {
 	case jobImportVMURL:
@@ -522,19 +516,4 @@ func (s *server) runURLImport(ctx context.Context, c *xapi.Client, task xapi.Ref
 		"id": id, "size": float64(p.Size), // JSON numbers, as in the task
 		"etag": strings.Trim(rd.ETag(), `"`), "resumes": float64(rd.Resumes()),
 	}, nil
-}
-
-// taskProgress returns a urlsource progress callback that sets the task's
-// progress at each further percent, below 1 until the task succeeds.
-func taskProgress(ctx context.Context, c *xapi.Client, task xapi.Ref) func(done, size int64) {
-	var last int64
-	return func(done, size int64) {
-		if size <= 0 {
-			return
-		}
-		if pct := done * 100 / size; pct > last && pct < 100 {
-			last = pct
-			_, _ = c.Call(ctx, "task.set_progress", task, float64(pct)/100)
-		}
-	}
 }

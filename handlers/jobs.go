@@ -36,9 +36,10 @@ type job struct {
 	Params json.RawMessage `json:"params,omitempty"` // the kind's parameters
 }
 
-// jobRunner runs one kind of job. Its result (a JSON-ready value, nil for
-// none) or its error is recorded on the job's task by RunJob.
-type jobRunner func(ctx context.Context, s *server, j *job) (result any, err error)
+// jobRunner runs one kind of job in its pool. Its result (a JSON-ready
+// value, nil for none) or its error is recorded on the job's task by
+// RunJob.
+type jobRunner func(ctx context.Context, s *server, pool *xo.Pool, j *job) (result any, err error)
 
 // jobRunners returns the runner of every kind of job.
 func jobRunners() map[string]jobRunner {
@@ -64,6 +65,15 @@ type jobStart struct {
 	Done func(w http.ResponseWriter, result any) error
 }
 
+// MaxJob is the largest job startJob dispatches, whatever Config.Dispatch
+// is, so that a request behaves the same in every deployment: Lambda
+// accepts asynchronous invocations up to 256 KB, envelope and base64
+// included (deploy.MaxJob is the same bound).
+const MaxJob = 128 << 10
+
+// jobEnvelope bounds the members of a job besides its parameters.
+const jobEnvelope = 1 << 10
+
 // jobAnswerMargin is how long before its context's deadline a waiting
 // request stops waiting, to have time to answer.
 const jobAnswerMargin = 2 * time.Second
@@ -84,6 +94,11 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request, st jobStart) e
 	params, err := json.Marshal(st.Params)
 	if err != nil {
 		return fmt.Errorf("encoding the parameters of a %s job: %w", st.Kind, err)
+	}
+	// Refused before the task exists; jobEnvelope leaves room for the
+	// job's other members.
+	if len(params) > MaxJob-jobEnvelope {
+		return &Error{Kind: ErrTooLarge, Message: fmt.Sprintf("the request's parameters are too large to run as a job (%d bytes, at most %d)", len(params), MaxJob-jobEnvelope)}
 	}
 	ctx, cancel := detach(r.Context())
 	defer cancel()
@@ -199,6 +214,7 @@ var jobErrorCodes = []struct {
 	{ErrForbidden, "XOREST_FORBIDDEN"},
 	{ErrNotFound, "XOREST_NOT_FOUND"},
 	{ErrIncorrectState, "XOREST_INCORRECT_STATE"},
+	{ErrLengthRequired, "XOREST_LENGTH_REQUIRED"},
 	{ErrTooLarge, "XOREST_TOO_LARGE"},
 	{ErrInvalidParameters, "XOREST_INVALID_PARAMETERS"},
 	{ErrNotImplemented, "XOREST_NOT_IMPLEMENTED"},
@@ -243,7 +259,7 @@ func (s *server) runJob(ctx context.Context, payload []byte) error {
 	}
 	var result any
 	if err == nil {
-		result, err = s.runKind(ctx, &j)
+		result, err = s.runKind(ctx, pool, &j)
 	}
 	// The outcome is recorded even when ctx has ended (a shutdown).
 	ectx, stop := context.WithTimeout(context.WithoutCancel(ctx), endTaskTimeout)
@@ -276,7 +292,7 @@ func (s *server) jobPool(ctx context.Context, j *job) (*xo.Pool, error) {
 
 // runKind runs a job with the runner of its kind, stopping it
 // jobEndMargin before ctx's deadline.
-func (s *server) runKind(ctx context.Context, j *job) (any, error) {
+func (s *server) runKind(ctx context.Context, pool *xo.Pool, j *job) (any, error) {
 	run, ok := jobRunners()[j.Kind]
 	if !ok {
 		return nil, fmt.Errorf("unknown job kind %q", j.Kind)
@@ -286,7 +302,7 @@ func (s *server) runKind(ctx context.Context, j *job) (any, error) {
 		rctx, cancel = context.WithDeadline(ctx, deadline.Add(-jobEndMargin))
 	}
 	defer cancel()
-	result, err := run(rctx, s, j)
+	result, err := run(rctx, s, pool, j)
 	switch {
 	case err == nil:
 	case errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
@@ -307,7 +323,7 @@ type actionJob struct {
 
 // runActionJob runs an action: the object and the arguments are looked up
 // and validated again, in the pool as it is now.
-func runActionJob(ctx context.Context, s *server, j *job) (any, error) {
+func runActionJob(ctx context.Context, s *server, _ *xo.Pool, j *job) (any, error) {
 	var p actionJob
 	if err := json.Unmarshal(j.Params, &p); err != nil {
 		return nil, fmt.Errorf("decoding an action job: %w", err)

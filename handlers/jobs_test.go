@@ -325,3 +325,20 @@ func TestShutdownStopsLocalJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestJobTooLarge(t *testing.T) {
+	held := &heldJobs{}
+	sf := newSimFixture(t, []xapisim.Model{xapisim.Default()}, func(c *Config) { c.Dispatch = held.dispatch })
+	vm := sf.idOf(t, "vms", "vm1")
+	before := sf.taskCount(t)
+	rec := sf.send(t, "POST", BasePath+"/vms/"+vm+"/actions/snapshot", `{"name_label": "`+strings.Repeat("x", MaxJob)+`"}`)
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "too large to run as a job") {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if len(held.jobs) != 0 {
+		t.Fatal("the job was dispatched")
+	}
+	if got := sf.taskCount(t); got != before {
+		t.Errorf("%d tasks after the refusal, %d before", got, before)
+	}
+}

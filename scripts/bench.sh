@@ -5,7 +5,9 @@
 #   BENCH_CALLS  timed XAPI calls per client (default 5)
 #   BENCH_ONLY   run only these sections, space-separated: xapi rest watch formats xva
 #                s3export lambda
-#   BENCH_S3_RUNS    uploads per case in the s3export section (default 3, at most 10)
+#   BENCH_S3_RUNS    uploads per case of the xva and vhd exports in the s3export
+#                    section (default 3, at most 10)
+#   BENCH_S3_RAW_RUNS  the same for the 4 GiB raw export (default 1; 0 skips it)
 #   BENCH_COLD_RUNS  cold starts per case in the lambda section (default 5, at most 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,11 +142,15 @@ if [[ $only == *" s3export "* ]]; then
   # once the object is complete) vs the SDK's own multipart uploaders fed the
   # same XAPI stream (internal/bench/s3peer), to the same versitygw, with
   # xorest's part size and concurrency (8 MiB, 4) and CRC32 checksums. The
-  # cases take turns so that drift hits all of them.
+  # cases take turns so that drift hits all of them. xva and vhd streams have
+  # no length beforehand; raw has one (the disk's 4 GiB, 3 GiB of them
+  # zeros), which is the path where the task's progress follows the upload.
   echo "== S3 export: VM (4 GiB disk, 1 GiB random data) to versitygw, xorest export action vs SDK uploaders of the same XAPI stream"
   go build -o "$work/" ./internal/bench/s3peer
   s3runs=${BENCH_S3_RUNS:-3}
-  (( s3runs >= 1 && s3runs <= 10 )) || { echo "bench: BENCH_S3_RUNS must be 1 to 10" >&2; exit 1; }
+  rawruns=${BENCH_S3_RAW_RUNS:-1}
+  (( s3runs >= 1 && s3runs <= 10 && rawruns >= 0 && rawruns <= 10 )) ||
+    { echo "bench: BENCH_S3_RUNS must be 1 to 10, BENCH_S3_RAW_RUNS 0 to 10" >&2; exit 1; }
   s3dir="$work/s3"
   mkdir -p "$s3dir"
   s3port=$(free_port)
@@ -167,44 +173,52 @@ if [[ $only == *" s3export "* ]]; then
   srest="http://127.0.0.1:$srport/rest/v0"
   wait_http "$srest"
   xva_disk "$srest" "$stoken"
-  # s3case EXPORT KIND: one upload of EXPORT (xva: the VM, vhd: its disk),
-  # printed as a JSON line.
+  # s3case EXPORT KIND: one upload of EXPORT (xva: the VM; vhd, raw: its
+  # disk) by KIND, printed as a JSON line.
   s3case() {
-    local export=$1 kind=$2 src obj body
+    local export=$1 kind=$2 src obj body="{\"format\":\"$1\",\"key\":\"xorest-$1\"}"
     if [ "$export" = xva ]; then
-      src="$vx/export?uuid=$vm&session_id=$sess" obj="vms/$vm" body='{"format":"xva","key":"xorest-xva"}'
+      src="$vx/export?uuid=$vm&session_id=$sess" obj="vms/$vm"
     else
-      src="$vx/export_raw_vdi?vdi=$vdi&format=vhd&session_id=$sess" obj="vdis/$vdi" body='{"format":"vhd","key":"xorest-vhd"}'
+      src="$vx/export_raw_vdi?vdi=$vdi&format=$export&session_id=$sess" obj="vdis/$vdi"
     fi
     case $kind in
       direct)
         curl -sf -o /dev/null -w "{\"export\":\"$export\",\"case\":\"direct GET (no S3)\",\"bytes\":%{size_download},\"seconds\":%{time_total}}\n" "$src" ;;
       xorest)
-        # VmHWM is reset so that the peak is this export's.
+        # VmHWM is reset so that the peak is this export's; VmRSS before it
+        # is xorest's idle footprint.
+        grep VmRSS "/proc/$spid/status" >"$work/s3-idle.txt"
         echo 5 >"/proc/$spid/clear_refs"
         curl -s -o "$work/s3-answer.json" -w '%{http_code} %{time_total}\n' -X POST -H 'Content-Type: application/json' \
           -b "authenticationToken=$stoken" -d "$body" "$srest/$obj/actions/export?sync" >"$work/s3-curl.txt"
-        python3 - "$export" "$work/s3-curl.txt" "$work/s3-answer.json" "/proc/$spid/status" <<'PY'
+        python3 - "$export" "$work/s3-curl.txt" "$work/s3-answer.json" "/proc/$spid/status" "$work/s3-idle.txt" <<'PY'
 import json, re, sys
-export, curl, answer, status = sys.argv[1:]
+export, curl, answer, status, idle = sys.argv[1:]
 code, secs = open(curl).read().split()
 body = open(answer).read()
 if code != "200":
     sys.exit(f"bench: xorest export {export} answered {code}: {body}")
 res = json.loads(body)
-rss = int(re.search(r"VmHWM:\s+(\d+)", open(status).read()).group(1)) * 1024
+kib = lambda field, path: int(re.search(field + r":\s+(\d+)", open(path).read()).group(1)) * 1024
 print(json.dumps({"export": export, "case": "xorest", "bytes": int(res["size"]), "seconds": float(secs),
-                  "etag": res["etag"], "peak_rss_bytes": rss}))
+                  "etag": res["etag"], "peak_rss_bytes": kib("VmHWM", status), "start_rss_bytes": kib("VmRSS", idle)}))
 PY
         ;;
       manager | transfermanager)
         env "${s3env[@]}" "$work/s3peer" upload -endpoint "$s3" -bucket bench -key "sdk-$kind-$export" \
-          -src "$src" -uploader "$kind" -case "sdk $kind" | sed "s/^{/{\"export\":\"$export\",/" ;;
+          -src "$src" -uploader "$kind" -case "sdk $kind" | sed "s/^{/{\"export\":\"$export\",/"
+        env "${s3env[@]}" "$work/s3peer" rm -endpoint "$s3" -bucket bench -key "sdk-$kind-$export" ;;
     esac
+    # The objects are deleted as soon as measured: the disk holds one at a time.
+    [ "$kind" = xorest ] && env "${s3env[@]}" "$work/s3peer" rm -endpoint "$s3" -bucket bench -key "xorest-$export"
+    return 0
   }
   cases=(direct xorest manager transfermanager)
-  for export in xva vhd; do
-    for ((i = 0; i < s3runs; i++)); do
+  for export in xva vhd raw; do
+    runs=$s3runs
+    [ "$export" = raw ] && runs=$rawruns
+    for ((i = 0; i < runs; i++)); do
       for ((j = 0; j < ${#cases[@]}; j++)); do
         s3case "$export" "${cases[(i + j) % ${#cases[@]}]}"
       done

@@ -211,10 +211,13 @@ func TestEventsLost(t *testing.T) {
 	if _, err := p.Client().Call(ctx, "VM.set_name_label", xapi.Ref(vm["_xapiRef"].(string)), "after loss"); err != nil {
 		t.Fatal(err)
 	}
-	remove()
-	srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
+	// The fault stays until Fresh returns: with a one-shot fault, the
+	// watch loop may take it, and then the catch-up rightly applies a
+	// batch instead of reloading (no reset).
 	tokenBefore := p.Token()
-	if err := p.Fresh(ctx); err != nil {
+	err := p.Fresh(ctx)
+	remove()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Token() == tokenBefore {
@@ -505,10 +508,37 @@ func TestSessionLoss(t *testing.T) {
 // kind's objects with a cold load of the same pool: the dependency index
 // must have recomputed everything that changed, and the watch loop and
 // the catch-ups must neither lose nor double-apply a batch. The watcher
-// must also have seen the final state of every VM.
+// must also have seen the final state of every VM. Objects are built per
+// class on first use, so the kinds other than VM (which the watcher
+// makes eager) are built before the changes, during them (readers list
+// kinds while events are applied), or only after them.
 func TestIncrementalMatchesReload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before bool // list every kind before the changes
+		during bool // readers list kinds while the changes are applied
+	}{
+		{name: "built before the changes", before: true},
+		{name: "built during the changes", during: true},
+		{name: "built after the changes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testIncrementalMatchesReload(t, tc.before, tc.during)
+		})
+	}
+}
+
+func testIncrementalMatchesReload(t *testing.T, before, during bool) {
 	srv, p := newPool(t, xapisim.Default())
 	ctx := t.Context()
+	if got := p.Built(); len(got) != 0 {
+		t.Errorf("classes built by the load alone: %v", got)
+	}
+	if before {
+		for _, kind := range xo.Kinds() {
+			p.Objects(kind)
+		}
+	}
 	c := p.Client()
 	sub := p.Watch(xo.WatchOptions{Kinds: []string{"VM"}})
 	defer sub.Close()
@@ -531,7 +561,8 @@ func TestIncrementalMatchesReload(t *testing.T) {
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
 	readers.Go(func() {
-		for {
+		kinds := xo.Kinds()
+		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
@@ -540,6 +571,9 @@ func TestIncrementalMatchesReload(t *testing.T) {
 			if err := p.Fresh(ctx); err != nil {
 				t.Error(err)
 				return
+			}
+			if during {
+				p.Objects(kinds[i%len(kinds)])
 			}
 		}
 	})
@@ -588,6 +622,9 @@ func TestIncrementalMatchesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if !before && !during && !slices.Equal(p.Built(), []string{"VM"}) {
+		t.Errorf("classes built before listing them: %v, want only the watched VM", p.Built())
+	}
 	cold := xo.NewPool(newClient(t, srv), xo.PoolOptions{})
 	defer cold.Close()
 	if err := cold.Fresh(ctx); err != nil {
@@ -659,5 +696,207 @@ func TestLazyIndex(t *testing.T) {
 	}
 	if !p.Indexed() {
 		t.Error("index not built after a change")
+	}
+}
+
+// TestLazyBuild checks that a load builds no objects and that each way
+// of reading builds what it needs: a collection its kind, a lookup by
+// uuid or ref the kind of the record behind it, a miss everything; and
+// that a subscription makes its kinds eager, so that it gets the changes
+// of objects nobody listed, also after a reload.
+func TestLazyBuild(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	built := func(want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		if got := p.Built(); !slices.Equal(got, want) {
+			t.Errorf("built classes %v, want %v", got, want)
+		}
+	}
+	built()
+	var srRef, srUUID, vbdRef, netRef string
+	for _, class := range []string{"SR", "VBD", "network"} {
+		refs, err := p.Client().Call(ctx, class+".get_all")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := refs.([]any)[0].(string)
+		switch class {
+		case "SR":
+			srRef = r
+			_, f, _ := p.Record(xapi.Ref(r))
+			srUUID = f["uuid"].(string)
+		case "VBD":
+			vbdRef = r
+		case "network":
+			netRef = r
+		}
+	}
+
+	var def xo.Object // a default template: its id is not its uuid
+	for _, o := range p.Objects("VM-template") {
+		if o["isDefaultTemplate"] == true {
+			def = o
+		}
+	}
+	if def == nil || def["id"] == def["uuid"] {
+		t.Fatalf("no default template with an id of its own: %v", def)
+	}
+	built("VM-template")
+	if o, err := p.Object("VM-template", def["uuid"].(string)); err != nil || o["id"] != def["id"] {
+		t.Errorf("default template by uuid: %v, %v", o["id"], err)
+	}
+	built("VM-template")
+	if o, err := p.Object("", srUUID); err != nil || o["_xapiRef"] != srRef {
+		t.Errorf("Object by SR uuid: %v, %v", o, err)
+	}
+	built("VM-template", "SR")
+	if r, ok := p.Ref(vbdRef); !ok || string(r) != vbdRef {
+		t.Errorf("Ref(%s) = %s, %v", vbdRef, r, ok)
+	}
+	built("VM-template", "SR", "VBD")
+	if _, err := p.Object("PIF", srUUID); !errors.Is(err, xo.ErrNotFound) {
+		t.Errorf("an SR found as a PIF: %v", err)
+	}
+	built("VM-template", "SR", "VBD", "PIF")
+	p.Objects("VM")
+	built("VM-template", "SR", "VBD", "PIF", "VM")
+
+	// A subscriber of networks gets a rename without anyone listing them.
+	sub := p.Watch(xo.WatchOptions{Kinds: []string{"network"}})
+	defer sub.Close()
+	built("VM-template", "SR", "VBD", "PIF", "VM", "network")
+	other := newClient(t, srv)
+	if _, err := other.Call(ctx, "network.set_name_label", xapi.Ref(netRef), "renamed net"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "update" && c.Object["name_label"] == "renamed net" })
+
+	// A reload builds the watched classes, and only them.
+	srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "reset" })
+	built("network")
+	if _, err := other.Call(ctx, "network.set_name_label", xapi.Ref(netRef), "renamed again"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub, func(c xo.Change) bool { return c.Op == "update" && c.Object["name_label"] == "renamed again" })
+
+	// A miss must look at every class before it is final.
+	if _, err := p.Object("", "no-such-object"); !errors.Is(err, xo.ErrNotFound) {
+		t.Errorf("Object(no-such-object) = %v, want ErrNotFound", err)
+	}
+	all := xo.Kinds()
+	built(all...)
+
+	// A subscriber of every kind makes every class eager.
+	sub2 := p.Watch(xo.WatchOptions{})
+	defer sub2.Close()
+	srv.InjectFault(xapisim.FaultRule{Method: "event.from", Fault: xapisim.NewFault("EVENTS_LOST"), Count: 1})
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sub2, func(c xo.Change) bool { return c.Op == "reset" })
+	built(all...)
+}
+
+// TestLazyKindChange checks records whose kind is not built: a VM whose
+// snapshot_of comes to point at another VM becomes a VM-snapshot and
+// leaves the VMs; when that VM is destroyed, it is a VM again, although
+// no VM-snapshot object was ever built to record what it read.
+func TestLazyKindChange(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	r := vmByName(t, p, "VM", "vm2")
+	var target xo.Object
+	for _, o := range p.Objects("VM") {
+		if o["power_state"] == "Halted" && o["id"] != r["id"] {
+			target = o
+		}
+	}
+	if target == nil {
+		t.Fatal("no halted VM")
+	}
+	inVMs := func(id any) bool {
+		return slices.ContainsFunc(p.Objects("VM"), func(o xo.Object) bool { return o["id"] == id })
+	}
+
+	modify(t, srv, r["_xapiRef"].(string), map[string]any{"snapshot_of": target["_xapiRef"]})
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if inVMs(r["id"]) {
+		t.Error("a VM whose snapshot_of resolves is still a VM")
+	}
+	if got := p.Built(); !slices.Equal(got, []string{"VM"}) {
+		t.Errorf("built kinds %v, want [VM]", got)
+	}
+
+	for _, vbd := range target["$VBDs"].([]any) {
+		ref, ok := p.Ref(vbd.(string))
+		if !ok {
+			t.Fatalf("VBD %v not found", vbd)
+		}
+		if _, err := p.Client().Call(ctx, "VBD.destroy", ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Client().Call(ctx, "VM.destroy", xapi.Ref(target["_xapiRef"].(string))); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !inVMs(r["id"]) {
+		t.Error("a VM whose snapshot_of no longer resolves is not a VM again")
+	}
+	if inVMs(target["id"]) {
+		t.Error("the destroyed VM is still listed")
+	}
+	cold := xo.NewPool(newClient(t, srv), xo.PoolOptions{})
+	defer cold.Close()
+	if err := cold.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"VM", "VM-snapshot"} {
+		if got, want := p.Objects(kind), cold.Objects(kind); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %d objects incrementally, %d after a reload (or they differ)", kind, len(got), len(want))
+		}
+	}
+}
+
+// TestRecordKind checks that the kind the cache predicts for a record
+// without building its object (to build only the kinds asked for) is the
+// kind of the object, for every record of the default pool, before and
+// after operations that change kinds.
+func TestRecordKind(t *testing.T) {
+	srv, p := newPool(t, xapisim.Default())
+	ctx := t.Context()
+	if bad := p.KindMismatches(); len(bad) > 0 {
+		t.Errorf("kinds mispredicted: %v", bad)
+	}
+	vm := vmByName(t, p, "VM", "vm1")
+	ref := xapi.Ref(vm["_xapiRef"].(string))
+	if _, err := p.Client().CallAsyncWait(ctx, "VM.snapshot", ref, "snap"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Client().Call(ctx, "VM.set_is_a_template", ref, true); err != nil {
+		t.Fatal(err)
+	}
+	vdi := p.Objects("VDI")[0]
+	modify(t, srv, vdi["_xapiRef"].(string), map[string]any{"managed": false})
+	if err := p.Fresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bad := p.KindMismatches(); len(bad) > 0 {
+		t.Errorf("kinds mispredicted after changes: %v", bad)
+	}
+	for kind := range slices.Values(xo.Kinds()) {
+		if len(p.Objects(kind)) == 0 && kind != "task" { // tasks end
+			t.Errorf("the pool has no %s: the check misses it", kind)
+		}
 	}
 }

@@ -38,6 +38,16 @@
 // before it. When a record changes, only the objects whose transform
 // read it (a reverse-dependency index, by record field) are recomputed.
 //
+// A load keeps records only: the objects of a kind are built from the
+// current records when a read first needs them (a collection, or a
+// lookup by id that may fall in that kind), so a cold process answering
+// /vms builds the VMs and neither the snapshots and templates (kinds of
+// the same class, told apart without building them) nor the ~80,000 VBD,
+// VDI and VIF objects of a large pool. From then on the kind is kept
+// current like the others. The kinds a subscriber watches are built at
+// every load, since only built objects produce changes. Records are
+// indexed by uuid on the first lookup that needs it.
+//
 // # Watching
 //
 // Watch subscribes to XO-level changes ("update", "remove", "reset").

@@ -1,5 +1,7 @@
 package xo
 
+import "slices"
+
 // TransformClass transforms every cached record of class once, as a
 // load or a change does, and returns how many objects it built. For
 // benchmarks.
@@ -21,12 +23,12 @@ func (p *Pool) TransformClass(class string) int {
 	return n
 }
 
-// BuildAll transforms every cached record, as a cold load does once the
-// records are fetched, and returns how many it built. For benchmarks.
+// BuildAll transforms every cached record, as listing every kind after a
+// cold load does, and returns how many it built. For benchmarks.
 func (p *Pool) BuildAll() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return len(buildAll(&p.st))
+	return len(build(&p.st, p.allKinds(), nil))
 }
 
 // CachedClasses lists the classes a Pool loads.
@@ -36,5 +38,40 @@ func CachedClasses() []string { return cachedClasses() }
 func (p *Pool) Indexed() bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.unindexed == nil
+	return p.indexed
+}
+
+// Built returns the kinds whose objects are built, sorted.
+func (p *Pool) Built() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []string
+	for c, ok := range p.built {
+		if ok {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// KindMismatches returns, for every cached record whose object's kind
+// differs from the kind recordKind predicts, "<ref>: <predicted> != <kind>".
+func (p *Pool) KindMismatches() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.indexUUIDs()
+	var out []string
+	for r, rec := range p.st.recs {
+		c := tctx{s: &p.st, self: r}
+		predicted := c.recordKind(rec.class, rec.fields)
+		obj := c.transform(rec.class, rec.fields)
+		if obj == nil {
+			continue
+		}
+		if k := kindOf(rec.class, obj); k != predicted {
+			out = append(out, string(r)+": "+predicted+" != "+k)
+		}
+	}
+	return out
 }

@@ -52,7 +52,10 @@ type PoolOptions struct {
 // Derived objects are kept current incrementally: every transform records
 // what it read (a field of another record, or that record's existence),
 // and a change recomputes the objects that read what changed, not the
-// whole pool.
+// whole pool. Objects are built per kind on first use (see ensure);
+// until then a kind has records and no objects, and changes to its
+// records only update the records (and, for a class with several kinds,
+// check whether the record's kind changed to a built one).
 //
 // A Pool is safe for concurrent use.
 type Pool struct {
@@ -80,7 +83,10 @@ type Pool struct {
 	deps      map[depKey]map[xapi.Ref]struct{}
 	depFields map[xapi.Ref]map[string]int // target → read field → edges
 	fwd       map[xapi.Ref][]depKey       // dependent → what it read
-	unindexed []built                     // loaded, not yet in deps/fwd
+	indexed   bool                        // deps/fwd hold every built object
+	unindexed []built                     // built, not yet in deps/fwd
+	built     map[string]bool             // kinds whose objects are built
+	eager     map[string]bool             // kinds built at load (watched); "" for all
 
 	smu      sync.Mutex // guards the subscribers and the watch loop
 	subs     map[*Subscription]struct{}
@@ -116,6 +122,7 @@ func NewPool(client *xapi.Client, opts PoolOptions) *Pool {
 		ctx:    ctx,
 		cancel: cancel,
 		subs:   make(map[*Subscription]struct{}),
+		eager:  make(map[string]bool),
 	}
 }
 
@@ -254,6 +261,10 @@ func eventClasses(classes []string) []string {
 // XO does), so that changes made during the load are replayed by the
 // next catch-up. Classes the host does not know are dropped. The new
 // state replaces the old at once and subscribers get a reset.
+//
+// Objects are not built here, except those of the kinds subscribers
+// watch: each kind is built on first use (see ensure), so a cold process
+// answering one collection pays only for that collection's objects.
 func (p *Pool) load(ctx context.Context) error {
 	var poolRefs []xapi.Ref
 	if err := p.client.CallInto(ctx, &poolRefs, "pool.get_all"); err != nil {
@@ -270,22 +281,38 @@ func (p *Pool) load(ctx context.Context) error {
 
 	// A few calls at a time, the big classes first (cachedClasses order):
 	// enough to keep the host and the decoder busy together, without
-	// holding every response in memory at once.
+	// holding every response in memory at once. Each response is merged
+	// into the store as it arrives, while the bigger ones are still on
+	// their way.
 	classes := cachedClasses()
-	results := make([]map[xapi.Ref]map[string]any, len(classes))
 	errs := make([]error, len(classes))
-	var wg sync.WaitGroup
+	p.mu.RLock()
+	hint := len(p.st.recs) // a reload expects about as many records
+	p.mu.RUnlock()
+	st := store{recs: make(map[xapi.Ref]*record, hint), poolRef: poolRefs[0]}
+	var (
+		wg      sync.WaitGroup
+		merging sync.Mutex // guards st while loading
+	)
 	sem := make(chan struct{}, max(4, runtime.GOMAXPROCS(0)+1))
 	for i, class := range classes {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i], errs[i] = p.client.GetAllRecords(ctx, class)
+			recs, err := p.client.GetAllRecords(ctx, class)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			merging.Lock()
+			defer merging.Unlock()
+			for r, f := range recs {
+				st.recs[r] = &record{class: class, fields: f}
+			}
 		})
 	}
 	wg.Wait()
 	known := classes[:0:0]
-	st := store{recs: make(map[xapi.Ref]*record), byUUID: make(map[string]xapi.Ref), poolRef: poolRefs[0]}
 	for i, class := range classes {
 		switch err := errs[i]; {
 		case errors.Is(err, xapi.ErrMessageMethodUnknown):
@@ -294,12 +321,6 @@ func (p *Pool) load(ctx context.Context) error {
 			return fmt.Errorf("pool %s: load: %s.get_all_records: %w", p.client.URL(), class, err)
 		}
 		known = append(known, class)
-		for r, f := range results[i] {
-			st.recs[r] = &record{class: class, fields: f}
-			if u := str(f["uuid"]); u != "" {
-				st.byUUID[u] = r
-			}
-		}
 	}
 	poolRec := st.recs[st.poolRef]
 	if poolRec == nil {
@@ -307,7 +328,12 @@ func (p *Pool) load(ctx context.Context) error {
 	}
 	st.poolUUID = str(poolRec.fields["uuid"])
 
-	built := buildAll(&st)
+	// The watched kinds are built before the new state is installed, so
+	// that readers of the old state are not held up meanwhile.
+	p.mu.RLock()
+	eager := p.eagerKinds(known)
+	p.mu.RUnlock()
+	built := build(&st, eager, nil)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -327,28 +353,163 @@ func (p *Pool) load(ctx context.Context) error {
 	p.deps = make(map[depKey]map[xapi.Ref]struct{})
 	p.depFields = make(map[xapi.Ref]map[string]int)
 	p.fwd = make(map[xapi.Ref][]depKey, len(built))
-	p.unindexed = built // indexed by the first batch that changes something
-	for _, b := range built {
-		if b.obj != nil {
-			p.put(&entry{id: str(b.obj["id"]), kind: kindOf(st.recs[b.ref].class, b.obj), ref: b.ref, obj: b.obj})
-		}
+	p.indexed = false // indexed by the first batch that changes something
+	p.unindexed = nil
+	p.built = make(map[string]bool)
+	for _, k := range eager {
+		p.built[k] = true
 	}
+	p.addBuilt(built)
+	p.ensure(p.eagerKinds(known)...) // a subscriber came meanwhile
 	p.publish([]Change{{Op: "reset", Pool: st.poolUUID}})
 	return nil
 }
 
-// built is the result of transforming one record.
+// eagerKinds returns the kinds of classes that subscribers watch (p.mu
+// held).
+func (p *Pool) eagerKinds(classes []string) []string {
+	var out []string
+	for _, c := range classes {
+		for _, k := range kindsOf(c) {
+			if p.eager[""] || p.eager[k] {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// classOfKind is the XAPI class whose records make the objects of a kind.
+func classOfKind(kind string) string {
+	switch kind {
+	case "VM-template", "VM-snapshot", "VM-controller":
+		return "VM"
+	case "VDI-snapshot", "VDI-unmanaged":
+		return "VDI"
+	case "alarm":
+		return "message"
+	}
+	return kind
+}
+
+// kindsOf returns the kinds of the objects that records of class make
+// (none for the classes read only through links).
+func kindsOf(class string) []string {
+	switch class {
+	case "VM":
+		return []string{"VM", "VM-template", "VM-snapshot", "VM-controller"}
+	case "VDI":
+		return []string{"VDI", "VDI-snapshot", "VDI-unmanaged"}
+	case "message":
+		return []string{"message", "alarm"}
+	}
+	if transformOf(class) == nil {
+		return nil
+	}
+	return []string{class}
+}
+
+// ensure builds the objects of those of kinds that are not built yet and
+// whose class is cached (p.mu held for writing). Objects are built from
+// the current records, so a kind built late is as current as the others;
+// from then on, apply keeps it current.
+func (p *Pool) ensure(kinds ...string) {
+	if !p.loaded {
+		return
+	}
+	var todo []string
+	for _, k := range kinds {
+		c := classOfKind(k)
+		if !p.built[k] && p.canon[strings.ToLower(c)] == c && slices.Contains(kindsOf(c), k) && !slices.Contains(todo, k) {
+			todo = append(todo, k)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	bs := build(&p.st, todo, p.built)
+	for _, k := range todo {
+		p.built[k] = true
+	}
+	p.addBuilt(bs)
+}
+
+// touched reports whether some kind of class is built, so that its
+// records are followed by apply (p.mu held).
+func (p *Pool) touched(class string) bool {
+	return slices.ContainsFunc(kindsOf(class), func(k string) bool { return p.built[k] })
+}
+
+// complete reports whether every kind of the cached classes is built
+// (p.mu held).
+func (p *Pool) complete() bool {
+	for _, c := range p.classes {
+		for _, k := range kindsOf(c) {
+			if !p.built[k] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// allKinds returns the kinds of the cached classes (p.mu held).
+func (p *Pool) allKinds() []string {
+	var out []string
+	for _, c := range p.classes {
+		out = append(out, kindsOf(c)...)
+	}
+	return out
+}
+
+// addBuilt files freshly built objects (p.mu held): in the indexes, and
+// their dependencies in the dependency index if it is built, else for
+// the next index.
+func (p *Pool) addBuilt(bs []built) {
+	for _, b := range bs {
+		if b.obj == nil {
+			continue
+		}
+		p.put(&entry{id: str(b.obj["id"]), kind: kindOf(p.st.recs[b.ref].class, b.obj), ref: b.ref, obj: b.obj})
+	}
+	if p.indexed {
+		for _, b := range bs {
+			p.setDeps(b.ref, b.deps)
+		}
+	} else {
+		p.unindexed = append(p.unindexed, bs...)
+	}
+}
+
+// built is the result of transforming one record: its object, or none
+// when the record's kind is not built (then deps are what decided its
+// kind, so that apply notices when it changes).
 type built struct {
 	ref  xapi.Ref
 	obj  Object
 	deps []depKey
 }
 
-// buildAll transforms every record of st, on all CPUs.
-func buildAll(st *store) []built {
+// build transforms the records of st whose kind is one of kinds, on all
+// CPUs. The other records of the classes of kinds are reported without
+// an object, with what decided their kind, unless their kind is in done
+// (already built: they are left alone).
+func build(st *store, kinds []string, done map[string]bool) []built {
+	if len(kinds) == 0 {
+		return nil
+	}
+	var classes []string
+	for _, k := range kinds {
+		if c := classOfKind(k); !slices.Contains(classes, c) {
+			classes = append(classes, c)
+		}
+	}
+	if slices.ContainsFunc(classes, usesUUIDs) {
+		st.indexUUIDs()
+	}
 	var todo []xapi.Ref
 	for r, rec := range st.recs {
-		if transformOf(rec.class) != nil {
+		if slices.Contains(classes, rec.class) {
 			todo = append(todo, r)
 		}
 	}
@@ -362,13 +523,19 @@ func buildAll(st *store) []built {
 				r := todo[i]
 				rec := st.recs[r]
 				c.self = r
-				obj := c.transform(rec.class, rec.fields)
-				out[i] = built{ref: r, obj: obj, deps: c.finish()}
+				out[i].ref = r
+				switch k := c.recordKind(rec.class, rec.fields); {
+				case slices.Contains(kinds, k):
+					out[i].obj = c.transform(rec.class, rec.fields)
+				case done[k]:
+					out[i].ref = "" // already built: left alone
+				}
+				out[i].deps = c.finish()
 			}
 		})
 	}
 	wg.Wait()
-	return out
+	return slices.DeleteFunc(out, func(b built) bool { return b.ref == "" })
 }
 
 // kindOf is the collection an object belongs to: its type, except that
@@ -425,14 +592,15 @@ func (p *Pool) drop(e *entry) {
 	delete(p.sorted, e.kind)
 }
 
-// index adds the dependencies of the last load to the reverse index
-// (p.mu held). Deferred until a batch needs it, so that a cold process
-// answering one request never pays for it.
+// index adds the dependencies of the objects built since the last load
+// to the reverse index (p.mu held). Deferred until a batch needs it, so
+// that a cold process answering one request never pays for it.
 func (p *Pool) index() {
 	for _, b := range p.unindexed {
 		p.setDeps(b.ref, b.deps)
 	}
 	p.unindexed = nil
+	p.indexed = true
 }
 
 // setDeps replaces what dependent is recorded to have read (p.mu held).
@@ -498,7 +666,7 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 	}
 	p.token = b.Token
 	events := b.Events
-	if p.unindexed != nil {
+	if !p.indexed {
 		// The first batch after a load holds at least the load's own
 		// event.inject, which changes nothing: skip such no-op events
 		// before paying for the index.
@@ -520,7 +688,7 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 				continue
 			}
 			delete(p.st.recs, ev.Ref)
-			if u := str(old.fields["uuid"]); u != "" && p.st.byUUID[u] == ev.Ref {
+			if u := str(old.fields["uuid"]); u != "" && p.st.byUUID != nil && p.st.byUUID[u] == ev.Ref {
 				delete(p.st.byUUID, u)
 				p.dependents(depKey{xapi.Ref("uuid:" + u), ""}, dirty)
 			}
@@ -539,7 +707,7 @@ func (p *Pool) apply(b *xapi.EventBatch, from string) bool {
 				}
 			}
 			p.st.recs[ev.Ref] = &record{class: class, fields: ev.Snapshot}
-			if u := str(ev.Snapshot["uuid"]); u != "" && p.st.byUUID[u] != ev.Ref {
+			if u := str(ev.Snapshot["uuid"]); u != "" && p.st.byUUID != nil && p.st.byUUID[u] != ev.Ref {
 				p.st.byUUID[u] = ev.Ref
 				p.dependents(depKey{xapi.Ref("uuid:" + u), ""}, dirty)
 			}
@@ -587,11 +755,16 @@ func (p *Pool) recompute(r xapi.Ref, m *memo, changes []Change) []Change {
 	old := p.byRef[r]
 	var obj Object
 	rec := p.st.recs[r]
-	if rec != nil && transformOf(rec.class) != nil {
+	switch {
+	case rec != nil && !p.touched(rec.class):
+		return changes // built from the records when first needed
+	case rec != nil:
 		c := tctx{s: &p.st, self: r, memo: m}
-		obj = c.transform(rec.class, rec.fields)
+		if p.built[c.recordKind(rec.class, rec.fields)] {
+			obj = c.transform(rec.class, rec.fields)
+		}
 		p.setDeps(r, c.finish())
-	} else {
+	default:
 		p.setDeps(r, nil)
 	}
 	if obj == nil {
@@ -647,6 +820,7 @@ func (p *Pool) table(kind string) *table {
 	if t, ok := p.sorted[kind]; ok {
 		return t
 	}
+	p.ensure(kind)
 	es := p.byKind[kind]
 	ids := make([]string, 0, len(es))
 	for id := range es {
@@ -670,15 +844,66 @@ func (p *Pool) table(kind string) *table {
 // any kind. It does no I/O: call Fresh first. A miss is a *NotFoundError
 // (errors.Is(err, ErrNotFound)).
 func (p *Pool) Object(kind, id string) (Object, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if e := p.lookup(id); e != nil && (kind == "" || e.kind == kind) {
+	if e := p.find(kind, id); e != nil {
 		return e.obj, nil
 	}
 	return nil, &NotFoundError{Type: kind, ID: id}
 }
 
-// lookup finds an entry by id, uuid or ref (p.mu held).
+// find returns the entry of that kind ("" for any) and id, building the
+// kinds that may hold it if they are not built yet.
+func (p *Pool) find(kind, id string) *entry {
+	p.mu.RLock()
+	e, final := p.lookupKind(kind, id)
+	p.mu.RUnlock()
+	if e != nil || final {
+		return e
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.st.indexUUIDs()
+	if kind != "" {
+		p.ensure(kind)
+	} else {
+		// Try the kind of the record behind a uuid or ref first.
+		r, ok := p.st.byUUID[id]
+		if !ok {
+			r = xapi.Ref(id)
+		}
+		if rec := p.st.recs[r]; rec != nil {
+			c := tctx{s: &p.st, self: r}
+			p.ensure(c.recordKind(rec.class, rec.fields))
+		}
+		if p.lookup(id) == nil {
+			p.ensure(p.allKinds()...)
+		}
+	}
+	e, _ = p.lookupKind(kind, id)
+	return e
+}
+
+// lookupKind finds the entry of that kind ("" for any) and id among the
+// objects built (p.mu held); final reports whether a miss is final: the
+// kinds that could hold the object are built and so is the uuid index
+// (or the pool is not loaded).
+func (p *Pool) lookupKind(kind, id string) (e *entry, final bool) {
+	if e := p.lookup(id); e != nil && (kind == "" || e.kind == kind) {
+		return e, true
+	}
+	if !p.loaded {
+		return nil, true
+	}
+	if p.st.byUUID == nil && !strings.HasPrefix(id, "OpaqueRef:") {
+		return nil, false
+	}
+	if kind != "" {
+		return nil, p.built[kind]
+	}
+	return nil, p.complete()
+}
+
+// lookup finds an entry by id, uuid (once indexed) or ref among the
+// objects built (p.mu held).
 func (p *Pool) lookup(id string) *entry {
 	if e := p.byID[id]; e != nil {
 		return e
@@ -695,9 +920,7 @@ func (p *Pool) lookup(id string) *entry {
 // Ref returns the XAPI ref behind an object id (or uuid, or ref), for
 // calls on it; ok is false when the cache has no such object.
 func (p *Pool) Ref(id string) (r xapi.Ref, ok bool) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if e := p.lookup(id); e != nil {
+	if e := p.find("", id); e != nil {
 		return e.ref, true
 	}
 	return "", false
@@ -714,9 +937,26 @@ func (p *Pool) Record(r xapi.Ref) (class string, fields map[string]any, ok bool)
 	return "", nil, false
 }
 
-// has reports whether the cache holds an object with that id, uuid or ref.
+// has reports whether the cache may hold an object with that id, uuid or
+// ref: one is built, or a record has that uuid or ref. It builds no
+// objects (but the uuid index if needed).
 func (p *Pool) has(id string) bool {
 	p.mu.RLock()
+	indexed := p.st.byUUID != nil
+	p.mu.RUnlock()
+	if !indexed {
+		p.mu.Lock()
+		p.st.indexUUIDs()
+		p.mu.Unlock()
+	}
+	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.lookup(id) != nil
+	if p.lookup(id) != nil {
+		return true
+	}
+	if _, ok := p.st.byUUID[id]; ok {
+		return true
+	}
+	_, ok := p.st.recs[xapi.Ref(id)]
+	return ok
 }

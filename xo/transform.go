@@ -24,9 +24,34 @@ type record struct {
 // store is the record side of a pool cache, read by transforms.
 type store struct {
 	recs     map[xapi.Ref]*record
-	byUUID   map[string]xapi.Ref
+	byUUID   map[string]xapi.Ref // nil until indexUUIDs
 	poolRef  xapi.Ref
 	poolUUID string
+}
+
+// indexUUIDs builds byUUID if it is not built. A load leaves it out: a
+// cold request for a collection, and the transforms of most classes,
+// never look a record up by uuid. Once built, apply keeps it current.
+func (s *store) indexUUIDs() {
+	if s.byUUID != nil {
+		return
+	}
+	s.byUUID = make(map[string]xapi.Ref, len(s.recs))
+	for r, rec := range s.recs {
+		if u := str(rec.fields["uuid"]); u != "" {
+			s.byUUID[u] = r
+		}
+	}
+}
+
+// usesUUIDs reports whether the transform of class looks records up by
+// uuid (tctx.byUUID), so that build indexes them first.
+func usesUUIDs(class string) bool {
+	switch class {
+	case "message", "VDI", "task":
+		return true
+	}
+	return false
 }
 
 // depKey names what a transform read: a field of a record, or with field
@@ -99,6 +124,9 @@ func (c *tctx) get(r xapi.Ref, fields ...string) map[string]any {
 // byUUID returns the ref of the record with that uuid and records a
 // dependency on its existence (a pseudo-ref "uuid:<uuid>").
 func (c *tctx) byUUID(uuid string) xapi.Ref {
+	if c.s.byUUID == nil {
+		panic("xo: transform looks up a uuid but usesUUIDs does not list its class")
+	}
 	c.deps = append(c.deps, depKey{xapi.Ref("uuid:" + uuid), ""})
 	return c.s.byUUID[uuid]
 }
@@ -234,6 +262,25 @@ func (c *tctx) objectType(r xapi.Ref) string {
 		return ""
 	}
 	return rec.class
+}
+
+// recordKind returns the kind of the object a record of class makes (see
+// kindOf), without building it, and records the dependencies that decide
+// it: those of vmType and vdiType; the message name decides between
+// message and alarm.
+func (c *tctx) recordKind(class string, r map[string]any) string {
+	switch class {
+	case "VM":
+		return vmType(c, r)
+	case "VDI":
+		return vdiType(c, r)
+	case "message":
+		if isAlarm(str(r["name"])) {
+			return "alarm"
+		}
+		return "message"
+	}
+	return class
 }
 
 // collectionOfType is XO's REST collection name of an object type, as

@@ -140,11 +140,22 @@ func (p *Pool) Watch(opts WatchOptions) *Subscription {
 	return s
 }
 
-// attach adds s to the pool's subscribers.
+// attach adds s to the pool's subscribers. The kinds s watches are built
+// from now on at every load and right away if the pool is loaded, since
+// apply only publishes changes of built objects.
 func (p *Pool) attach(s *Subscription) {
 	s.mu.Lock()
 	s.pools = append(s.pools, p)
 	s.mu.Unlock()
+	p.mu.Lock()
+	if s.kinds == nil {
+		p.eager[""] = true
+	}
+	for k := range s.kinds {
+		p.eager[k] = true
+	}
+	p.ensure(p.eagerKinds(p.classes)...)
+	p.mu.Unlock()
 	p.smu.Lock()
 	defer p.smu.Unlock()
 	if p.ctx.Err() != nil {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -198,6 +200,22 @@ func newAPIServer(ctx context.Context, log *slog.Logger, store auth.Store, opts 
 	return sv, pools, nil
 }
 
+// lambdaMemoryLimit is the Go heap's soft limit on Lambda: 90% of the
+// function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, in MB), so that the
+// garbage of successive exports' part buffers is collected before the
+// function runs out of memory. An explicit GOMEMLIMIT wins (the runtime
+// reads it).
+func lambdaMemoryLimit(getenv func(string) string) (int64, bool) {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	mb, err := strconv.ParseInt(getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), 10, 64)
+	if err != nil || mb <= 0 {
+		return 0, false
+	}
+	return mb << 20 * 9 / 10, true
+}
+
 // lambdaCommand runs xorest as a Lambda function (provided.al2023). It is
 // what the bootstrap runs when AWS_LAMBDA_RUNTIME_API is set and no
 // command is given.
@@ -250,6 +268,9 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	// The pools' sessions are not closed: Lambda freezes, then ends, the
 	// process without notice, and XAPI expires idle sessions itself.
+	if limit, ok := lambdaMemoryLimit(getenv); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	log.Info("xorest lambda starting", "mode", cfg.mode, "pools", len(opts))
 	return deploy.Start(ctx, sv, cfg.mode, async)
 }

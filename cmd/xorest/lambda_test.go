@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/xorest/xorest/deploy"
+	"github.com/xorest/xorest/handlers"
+	"github.com/xorest/xorest/internal/peertest"
 	"github.com/xorest/xorest/xo/xapisim"
 )
 
@@ -132,6 +134,28 @@ func (f fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func TestLambdaMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want int64
+		ok   bool
+	}{
+		{name: "90% of the function's memory", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}, want: 1024 << 20 * 9 / 10, ok: true},
+		{name: "GOMEMLIMIT wins", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "GOMEMLIMIT": "500MiB"}},
+		{name: "not on Lambda", env: map[string]string{}},
+		{name: "garbage", env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := lambdaMemoryLimit(envOf(tt.env))
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("%d %v, want %d %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
 func TestPasswordResolve(t *testing.T) {
 	srv := httptest.NewServer(fakeAWS{
 		secrets: map[string]string{"plain": "pw-plain", "json": `{"username":"root","password":"pw-json"}`, "json-nopw": `{"user":"root"}`},
@@ -183,7 +207,7 @@ func TestLambdaCommandOutsideLambda(t *testing.T) {
 // emulator with no command, against the simulated pool, its password read
 // from a (fake) SSM endpoint at init.
 func TestLambdaUnderRIE(t *testing.T) {
-	rie := findRIE(t)
+	rie := peertest.RIE(t)
 	dir := t.TempDir()
 	boot := filepath.Join(dir, "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", boot, ".")
@@ -424,31 +448,6 @@ func v1Event(method, path, authorization string) map[string]any {
 		"requestContext": map[string]any{"stage": "prod", "httpMethod": method, "identity": map[string]any{"sourceIp": "203.0.113.7"}}}
 }
 
-const rieInstall = "GOBIN=<repo>/.peers/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d (or make peers)"
-
-// findRIE finds aws-lambda-rie in $XOREST_PEERS_BIN, <repo>/.peers/bin or
-// PATH; it fails the test with the install command when it is missing.
-func findRIE(t *testing.T) string {
-	t.Helper()
-	dirs := []string{os.Getenv("XOREST_PEERS_BIN")}
-	if wd, err := os.Getwd(); err == nil {
-		dirs = append(dirs, filepath.Join(wd, "..", "..", ".peers", "bin"))
-	}
-	for _, dir := range dirs {
-		if dir == "" {
-			continue
-		}
-		if fi, err := os.Stat(filepath.Join(dir, "aws-lambda-rie")); err == nil && !fi.IsDir() {
-			return filepath.Join(dir, "aws-lambda-rie")
-		}
-	}
-	if p, err := exec.LookPath("aws-lambda-rie"); err == nil {
-		return p
-	}
-	t.Fatalf("aws-lambda-rie (the Lambda runtime interface emulator) is missing; install it with:\n  %s", rieInstall)
-	return ""
-}
-
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -471,5 +470,11 @@ func waitListening(t *testing.T, port int) {
 			t.Fatalf("nothing listens on port %d: %v", port, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestJobBoundsAgree(t *testing.T) {
+	if handlers.MaxJob > deploy.MaxJob {
+		t.Errorf("handlers dispatches jobs up to %d bytes, deploy accepts %d", handlers.MaxJob, deploy.MaxJob)
 	}
 }

@@ -61,8 +61,14 @@ elif kind == "vhdgen":
     ours, peer = list(best.values())[:2]
     print(f"ratio: {list(best)[1]} time / xorest time = {peer / ours:.2f}x (aim: at least 2x)")
 elif kind == "s3export":
-    # Rows: export (xva, vhd), case, bytes, seconds; peak_rss_bytes and etag
-    # for the uploads.
+    # Rows: export (xva, vhd, raw), case, bytes, seconds; etag,
+    # peak_rss_bytes and start_rss_bytes for the uploads.
+    # The idle footprint is the lowest RSS before a transfer: a server keeps
+    # what its first transfer grew to.
+    idle = {}
+    for r in rows:
+        if "start_rss_bytes" in r:
+            idle[r["case"]] = min(idle.get(r["case"], r["start_rss_bytes"]), r["start_rss_bytes"])
     for export in dict.fromkeys(r["export"] for r in rows):
         rs = [r for r in rows if r["export"] == export]
         best, rss, sizes, etags = {}, {}, {}, {}
@@ -80,13 +86,15 @@ elif kind == "s3export":
         for c, mbs in best.items():
             line = f"  {c:20} {mbs:8.1f} MiB/s"
             if c in rss:
-                line += f"   peak RSS {mib(rss[c]):6.1f} MiB"
+                line += f"   peak RSS {mib(rss[c]):6.1f} MiB (idle {mib(idle[c]):5.1f} MiB)"
             print(line)
         sdk = [c for c in best if c.startswith("sdk ")]
         for c in sdk:
             print(f"ratio: xorest / {c} throughput = {best['xorest'] / best[c]:.2f} (aim: at least 0.9)")
         if sdk:
-            print(f"ratio: xorest peak RSS / {sdk[0]} peak RSS = {rss['xorest'] / rss[sdk[0]]:.2f}")
+            grow = lambda c: rss[c] - idle[c]
+            print(f"ratio: xorest peak RSS / {sdk[0]} peak RSS = {rss['xorest'] / rss[sdk[0]]:.2f}; "
+                  f"growth over idle {grow('xorest') / grow(sdk[0]):.2f}")
         if "direct GET (no S3)" in best:
             print(f"ratio: xorest / direct GET (no S3) throughput = {best['xorest'] / best['direct GET (no S3)']:.2f}")
         same = len(set().union(*sizes.values())) == 1

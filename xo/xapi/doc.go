@@ -83,4 +83,20 @@
 // event.from call; a Watcher runs the event.from loop for many
 // subscribers, with full reloads (Reset batches) after EVENTS_LOST, a
 // session change, or a subscriber falling behind.
+//
+// # HTTP transfers
+//
+// GetExport and PutImport use XAPI's HTTP handlers (/export, /import,
+// /export_raw_vdi, /import_raw_vdi; xapi.md §7) inside a task created with
+// task.create, whose outcome is the transfer's: XAPI answers 200 before it
+// reads an upload and reports errors only in the task. PutImport sends a
+// body of known size with its Content-Length (XAPI refuses chunked
+// bodies). For a body of unknown length (UnknownSize) it does what XO's
+// putResource does: a 1 PiB Content-Length on a connection of its own
+// (same dialer and TLS settings, pins included), the body sent once XAPI
+// has answered, then the connection half-closed; that works only where
+// XAPI finds the end of the format itself, an XVA on /import and
+// format=tar on /import_raw_vdi. raw and vhd need the size (ErrSizeRequired):
+// XAPI's vhd-tool would wait for Content-Length bytes of a raw image, and
+// looks for a VHD's footer at the Content-Length.
 package xapi

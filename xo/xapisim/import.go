@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,21 +16,28 @@ import (
 
 // PUT /import (xapi.md §7.3, §8): sr_id|sr_uuid (default: the pool's
 // default SR), restore (keep UUIDs and MACs), force (ignore checksum
-// errors). The body is an XVA, raw or gzip- or zstd-compressed, with a
-// Content-Length (chunked bodies get 403). The 200 goes out before the body
-// is read; the VMs, VBDs, VDIs and VIFs of ova.xml are then created (the
-// new VMs show {task: import} in current_operations) and the disks written.
-// The task's result is the set of new VM refs; on any error everything
-// created is destroyed again and the task fails with IMPORT_ERROR.
+// errors). The body is an XVA, raw or gzip- or zstd-compressed. A chunked
+// body gets 403 and IMPORT_ERROR_CANNOT_HANDLE_CHUNKED (import.ml
+// handler). The 200 goes out before the body is read; the VMs, VBDs, VDIs
+// and VIFs of ova.xml are then created (the new VMs show {task: import}
+// in current_operations) and the disks written. The task's result is the
+// set of new VM refs; on any error everything created is destroyed again
+// and the task fails: IMPORT_ERROR_PREMATURE_EOF when the body ends early
+// (End_of_file in with_error_handling), IMPORT_ERROR otherwise.
+//
+// As in XAPI the archive's own structure says where it ends, not the
+// Content-Length: the import stops reading once every disk of ova.xml has
+// its virtual size (Stream_vdi.recv_all), without reading the tar's
+// end-of-archive blocks, and completes the task then. A body shorter than
+// its Content-Length is therefore fine when it holds the whole archive:
+// that is how XO uploads a stream of unknown length (npm xen-api
+// putResource: Content-Length 1 PiB, then the client closes). Without a
+// Content-Length header at all the body is read until the client closes.
 
 // serveImport handles PUT /import.
 func (dp *dataPlane) serveImport(w http.ResponseWriter, r *http.Request) {
 	t := dp.begin(w, r, "VM.import")
 	if t == nil {
-		return
-	}
-	if slices.Contains(r.TransferEncoding, "chunked") {
-		t.fail(w, http.StatusForbidden, NewFault("INTERNAL_ERROR", "Cannot handle encoding: chunked"))
 		return
 	}
 	var sr string
@@ -43,10 +51,16 @@ func (dp *dataPlane) serveImport(w http.ResponseWriter, r *http.Request) {
 		t.fail(w, code, f)
 		return
 	}
+	// XAPI checks the encoding after the SR, inside the import's context.
+	if slices.Contains(r.TransferEncoding, "chunked") {
+		t.fail(w, http.StatusForbidden, NewFault("IMPORT_ERROR_CANNOT_HANDLE_CHUNKED"))
+		return
+	}
 	if err := t.respond(w, "HTTP/1.1", "Content-Type", "application/octet-stream"); err != nil {
 		t.finish(nil, err)
 		return
 	}
+	t.importBody()
 	res, err := dp.importXVA(t, sr, t.param("restore") == "true", t.param("force") == "true")
 	if err != nil {
 		t.finish(nil, err)
@@ -82,13 +96,39 @@ func importSR(tx *Tx, id, uuid string) (string, *Fault) {
 	return sr, nil
 }
 
-// importError is the fault of a malformed or unreadable XVA.
+// importError is the fault of a malformed or unreadable XVA: an archive
+// that ends early (XAPI's End_of_file) is IMPORT_ERROR_PREMATURE_EOF,
+// with no parameters.
 func importError(err error) error {
 	var f *Fault
 	if errors.As(err, &f) {
 		return f
 	}
+	if errors.Is(err, xva.ErrTruncated) {
+		return NewFault("IMPORT_ERROR_PREMATURE_EOF")
+	}
 	return NewFault("IMPORT_ERROR", err.Error())
+}
+
+// requestLength is the request's Content-Length as XAPI's HTTP server
+// parses it (http_svr.ml): -1 when there is no Content-Length header.
+func requestLength(r *http.Request) int64 {
+	if r.Header.Get("Content-Length") == "" {
+		return -1
+	}
+	return r.ContentLength
+}
+
+// importBody sets the body of an import after respond: Content-Length
+// bytes, or, without that header, everything until the client closes (XAPI
+// reads the socket itself and stops where the format ends).
+func (t *transfer) importBody() io.Reader {
+	n := requestLength(t.r)
+	if n < 0 {
+		n = math.MaxInt64
+	}
+	t.in = &io.LimitedReader{R: t.brw.Reader, N: n}
+	return t.in
 }
 
 // checkVersion refuses archives from a newer XAPI than the master's
@@ -227,7 +267,7 @@ func (dp *dataPlane) importXVA(t *transfer, sr string, restore, force bool) (any
 		return dp.createImported(tx, t.task, objects, sr, restore, refs, &made)
 	})
 	if err == nil {
-		err = dp.importDisks(t, xr, objects, refs)
+		err = dp.importDisks(t, xr, objects, refs, made.vdis)
 	}
 	if err != nil {
 		dp.undoImport(&made)
@@ -411,8 +451,11 @@ func (dp *dataPlane) createImported(tx *Tx, task string, objects []ovaObject, sr
 	return nil
 }
 
-// importDisks writes the disks of the archive into the new VDIs.
-func (dp *dataPlane) importDisks(t *transfer, xr *xva.Reader, objects []ovaObject, refs map[string]string) error {
+// importDisks writes the disks of the archive into the new VDIs. Like
+// XAPI's Stream_vdi.recv_all it stops once every new VDI has been read to
+// its virtual size: what follows (the tar's end-of-archive blocks) is not
+// read.
+func (dp *dataPlane) importDisks(t *transfer, xr *xva.Reader, objects []ovaObject, refs map[string]string, vdis []string) error {
 	sizes := map[string]int64{}
 	for _, o := range objects {
 		if o.class == "VDI" {
@@ -422,10 +465,16 @@ func (dp *dataPlane) importDisks(t *transfer, xr *xva.Reader, objects []ovaObjec
 			}
 		}
 	}
-	for {
+	pending := map[string]bool{} // new VDIs with data to come
+	for _, o := range objects {
+		if vdi := refs[o.id]; o.class == "VDI" && sizes[o.id] > 0 && slices.Contains(vdis, vdi) {
+			pending[vdi] = true
+		}
+	}
+	for len(pending) > 0 {
 		dr, err := xr.NextDisk()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return &xva.FormatError{Kind: xva.ErrTruncated, Detail: fmt.Sprintf("the archive ends before the data of %d disks", len(pending))}
 		}
 		if err != nil {
 			return err
@@ -436,6 +485,7 @@ func (dp *dataPlane) importDisks(t *transfer, xr *xva.Reader, objects []ovaObjec
 		}
 		size := sizes[dr.Ref]
 		dr.SetSize(size)
+		delete(pending, vdi)
 		d, _, err := dp.openForWrite(vdi)
 		if err != nil {
 			return err
@@ -461,6 +511,7 @@ func (dp *dataPlane) importDisks(t *transfer, xr *xva.Reader, objects []ovaObjec
 			last = end
 		}
 	}
+	return nil
 }
 
 // undoImport destroys what a failed import created, contents included.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/xorest/xorest/transfer/vhd"
@@ -218,7 +219,19 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // serveImportRaw handles PUT /import_raw_vdi?vdi=&format=raw|vhd|tar
 // [&chunked], or ?sr_id=&format=raw, which creates a VDI of the
-// Content-Length on that SR first. The task's result is the VDI.
+// Content-Length on that SR first. The task's result is the VDI. The
+// checks and their answers follow import_raw_vdi.ml localhost_handler:
+// an unknown format, the chunked protocol with another format than raw,
+// and a Transfer-Encoding are 404 with INTERNAL_ERROR; sr_id without vdi
+// needs format=raw and a Content-Length (400 otherwise).
+//
+// What the body's length means depends on the format, as in XAPI (see
+// importRaw): raw is read until Content-Length bytes have come, vhd is
+// read block by block and then its footer at the last sector below
+// Content-Length, tar until the VDI's virtual size is filled. Only tar
+// therefore works with a body shorter than its Content-Length (XO's 1 PiB
+// Content-Length for streams of unknown length); raw and vhd fail with
+// VDI_IO_ERROR when the body ends first, after writing what came.
 func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 	t := dp.begin(w, r, "VDI.import_raw")
 	if t == nil {
@@ -229,20 +242,30 @@ func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 		format = "raw"
 	}
 	_, chunked := r.URL.Query()["chunked"]
+	code := http.StatusNotFound
 	var vdi string
 	err := func() error {
-		if slices.Contains(r.TransferEncoding, "chunked") {
-			return NewFault("INTERNAL_ERROR", "Cannot handle encoding: chunked")
-		}
 		switch format {
 		case "raw", "vhd", "tar":
 		default:
 			return NewFault("INTERNAL_ERROR", "Unknown format "+format)
 		}
 		if chunked && format != "raw" {
-			return NewFault("INTERNAL_ERROR", "Cannot import format "+format+" with chunked")
+			return NewFault("INTERNAL_ERROR", "Cannot handle chunked VHD")
 		}
-		if t.param("vdi") == "" && t.param("sr_id") != "" {
+		if len(r.TransferEncoding) > 0 {
+			return NewFault("INTERNAL_ERROR", "Cannot handle encoding: "+strings.Join(r.TransferEncoding, ", "))
+		}
+		if t.param("vdi") == "" {
+			code = http.StatusBadRequest
+			switch {
+			case t.param("sr_id") == "":
+				return NewFault("VDI_MISSING")
+			case format == "vhd":
+				return NewFault("INTERNAL_ERROR", "Importing a VHD directly into an SR not yet supported")
+			case format != "raw" || requestLength(r) < 0:
+				return NewFault("INTERNAL_ERROR", "Not enough info supplied to import")
+			}
 			return nil
 		}
 		var f *Fault
@@ -253,16 +276,17 @@ func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}()
 	if err == nil && vdi == "" {
-		vdi, err = dp.newImportVDI(t, format)
+		vdi, err = dp.newImportVDI(t)
 	}
 	if err != nil {
-		t.fail(w, http.StatusNotFound, err)
+		t.fail(w, code, err)
 		return
 	}
 	if err := t.respond(w, "HTTP/1.1"); err != nil {
 		t.finish(nil, err)
 		return
 	}
+	t.importBody()
 	err = dp.importRaw(t, vdi, format, chunked)
 	if err != nil {
 		t.finish(nil, err)
@@ -271,12 +295,9 @@ func (dp *dataPlane) serveImportRaw(w http.ResponseWriter, r *http.Request) {
 	t.finish(vdi, nil)
 }
 
-// newImportVDI creates the VDI of an import_raw_vdi with sr_id and no vdi:
-// raw format only, sized by Content-Length, named "Imported VDI".
-func (dp *dataPlane) newImportVDI(t *transfer, format string) (string, error) {
-	if format != "raw" || t.r.ContentLength <= 0 {
-		return "", NewFault("INTERNAL_ERROR", "Creating a VDI needs format=raw and a Content-Length")
-	}
+// newImportVDI creates the VDI of an import_raw_vdi with sr_id and no vdi
+// (format raw), sized by the Content-Length and named "Imported VDI".
+func (dp *dataPlane) newImportVDI(t *transfer) (string, error) {
 	res, err := dp.sim.Call(t.r.Context(), "VDI.create", t.session, map[string]any{
 		"name_label": "Imported VDI", "name_description": "", "SR": t.param("sr_id"),
 		"virtual_size": t.r.ContentLength, "type": "user", "sharable": false, "read_only": false,
@@ -294,51 +315,28 @@ func vdiIOError(format string, args ...any) *Fault {
 	return NewFault("VDI_IO_ERROR", fmt.Sprintf(format, args...))
 }
 
-// importRaw writes the request body into the VDI.
+// importRaw writes the request body into the VDI. raw and vhd go through
+// vhd-tool serve in XAPI (vhd_tool_wrapper.ml receive), which gets
+// --destination-size Content-Length, or without it uses the disk's size.
 func (dp *dataPlane) importRaw(t *transfer, vdi, format string, chunked bool) error {
 	disk, size, err := dp.openForWrite(vdi)
 	if err != nil {
 		return err
 	}
 	body := t.body()
+	length := requestLength(t.r)
+	if length < 0 {
+		length = size
+	}
 	w := &diskWriter{f: disk.f, size: size, t: t}
 	switch {
 	case chunked:
 		return w.chunkedFrames(body)
 	case format == "raw":
-		t.total = min(t.r.ContentLength, size)
-		n, err := w.copyFrom(body, 0, min(t.r.ContentLength, size))
-		if err != nil {
-			return err
-		}
-		if t.r.ContentLength > size {
-			return vdiIOError("stream of %d bytes is larger than the disk (%d bytes)", t.r.ContentLength, size)
-		}
-		if n < t.r.ContentLength {
-			return vdiIOError("short stream: %d of %d bytes", n, t.r.ContentLength)
-		}
-		return nil
+		t.total = min(length, size)
+		return w.rawFrom(body, length)
 	case format == "vhd":
-		vr, err := vhd.NewReader(body)
-		if err != nil {
-			return vdiIOError("%v", err)
-		}
-		if vr.Size() > size {
-			return vdiIOError("VHD virtual size %d is larger than the disk (%d bytes)", vr.Size(), size)
-		}
-		t.total = vr.Size()
-		for {
-			index, data, err := vr.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return vdiIOError("%v", err)
-			}
-			if err := w.writeSectors(data, index*vr.BlockSize(), vr.Bitmap()); err != nil {
-				return err
-			}
-		}
+		return w.vhdFrom(body, length)
 	default: // tar
 		xr, err := xva.NewReader(body, xva.ReaderOptions{WithoutOVAXML: true})
 		if err != nil {
@@ -349,6 +347,8 @@ func (dp *dataPlane) importRaw(t *transfer, vdi, format string, chunked bool) er
 		if err != nil {
 			return vdiIOError("%v", err)
 		}
+		// Read until the virtual size is filled (Stream_vdi.recv_all_vdi):
+		// not the end-of-archive blocks, nor the rest of the body.
 		dr.SetSize(size)
 		t.total = size
 		for {
@@ -364,6 +364,44 @@ func (dp *dataPlane) importRaw(t *transfer, vdi, format string, chunked bool) er
 			}
 		}
 	}
+}
+
+// vhdFrom writes a VHD stream as vhd-tool serve_vhd_to_raw does: the
+// blocks in file order, then the trailing footer, which vhd-tool reads at
+// the last 512-byte sector below total, the Content-Length
+// (vhd_format/f.ml From_input.openstream). A body that ends before that
+// footer fails, with the blocks already written: so does XO's 1 PiB
+// Content-Length, whose VDI_IO_ERROR xen-api ignores.
+func (w *diskWriter) vhdFrom(body io.Reader, total int64) error {
+	if total <= 0 {
+		return vdiIOError("Non-zero size required")
+	}
+	footer := (total - 1) &^ (vhd.SectorSize - 1)
+	in := &io.LimitedReader{R: body, N: footer + vhd.FooterSize}
+	vr, err := vhd.NewReader(in)
+	if err != nil {
+		return vdiIOError("%v", err)
+	}
+	if vr.Size() > w.size {
+		return vdiIOError("VHD virtual size %d is larger than the disk (%d bytes)", vr.Size(), w.size)
+	}
+	w.t.total = vr.Size()
+	for {
+		index, data, err := vr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return vdiIOError("%v", err)
+		}
+		if err := w.writeSectors(data, index*vr.BlockSize(), vr.Bitmap()); err != nil {
+			return err
+		}
+	}
+	if in.N > 0 {
+		return vdiIOError("the stream ends at byte %d, before the VHD footer at byte %d (Content-Length %d)", footer+vhd.FooterSize-in.N, footer, total)
+	}
+	return nil
 }
 
 // diskWriter writes into a VDI's file, keeping it sparse: all-zero pieces
@@ -401,30 +439,44 @@ func (w *diskWriter) isHole(off, n int64) bool {
 	return next >= off+n
 }
 
-// copyFrom copies n bytes of r to the disk from offset off and returns how
-// many it copied.
-func (w *diskWriter) copyFrom(r io.Reader, off, n int64) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var done int64
-	for done < n {
-		m, err := io.ReadFull(r, buf[:min(int64(len(buf)), n-done)])
-		if m > 0 {
-			if werr := w.write(buf[:m], off+done); werr != nil {
-				return done, werr
+// rawFrom writes a raw image as vhd-tool serve_raw_to_raw does: n bytes
+// (the Content-Length, else the disk's size) in 2 MiB reads, each written
+// whole. A read that the end of the stream cuts short still succeeds
+// (vhd-tool's IO.complete fails only a read that gets no byte at all): the
+// whole buffer is written, its tail holding what it held before, the
+// previous read's bytes; the next read then fails. Writing past the end of
+// the disk fails once the part that fits is written.
+func (w *diskWriter) rawFrom(r io.Reader, n int64) error {
+	buf := make([]byte, 2<<20)
+	for off := int64(0); off < n; {
+		m := min(int64(len(buf)), n-off)
+		got, err := io.ReadFull(r, buf[:m])
+		if got == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				return vdiIOError("the stream ends at byte %d of %d", off, n)
 			}
-			done += int64(m)
-			if perr := w.t.progress(int64(m)); perr != nil {
-				return done, perr
-			}
+			return vdiIOError("%v", err)
 		}
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return done, nil
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return vdiIOError("%v", err)
+		}
+		if off+m > w.size {
+			if off < w.size {
+				if werr := w.write(buf[:w.size-off], off); werr != nil {
+					return werr
+				}
 			}
-			return done, vdiIOError("%v", err)
+			return vdiIOError("write of %d bytes at %d past the end of the disk (%d bytes)", m, off, w.size)
+		}
+		if werr := w.write(buf[:m], off); werr != nil {
+			return werr
+		}
+		off += m
+		if perr := w.t.progress(m); perr != nil {
+			return perr
 		}
 	}
-	return done, nil
+	return nil
 }
 
 // writeSectors writes the sectors of a VHD block that its bitmap marks

@@ -10,15 +10,16 @@
 //
 //	s3peer mkbucket -bucket B
 //	s3peer upload -src URL -bucket B -key K [-uploader manager|transfermanager] [-case NAME]
-//	s3peer stat -bucket B -key K
+//	s3peer rm -bucket B -key K
 //
 // The S3 endpoint, region and credentials come from the SDK's default
 // chain (AWS_ENDPOINT_URL_S3 or -endpoint, AWS_REGION, AWS_ACCESS_KEY_ID…);
 // -path-style addresses buckets as host/bucket.
 //
 // upload prints one JSON line: case, bytes, seconds (from the GET to the
-// completed upload), etag and peak_rss_bytes (VmHWM of this process). stat
-// prints {"bytes": …, "etag": …} of an object.
+// completed upload), etag, peak_rss_bytes (VmHWM of this process) and
+// start_rss_bytes (its VmRSS before the GET, once the client is built). rm
+// deletes an object.
 package main
 
 import (
@@ -66,7 +67,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: s3peer mkbucket|upload|stat [flags]")
+		return errors.New("usage: s3peer mkbucket|upload|rm [flags]")
 	}
 	cmd := args[0]
 	var o options
@@ -110,14 +111,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "upload":
 		return upload(ctx, client, o, stdout)
-	case "stat":
-		out, err := client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(o.key)})
-		if err != nil {
-			return fmt.Errorf("HeadObject %s/%s: %w", o.bucket, o.key, err)
+	case "rm":
+		if _, err := client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(o.key)}); err != nil {
+			return fmt.Errorf("DeleteObject %s/%s: %w", o.bucket, o.key, err)
 		}
-		return json.NewEncoder(stdout).Encode(map[string]any{"bytes": aws.ToInt64(out.ContentLength), "etag": strings.Trim(aws.ToString(out.ETag), `"`)})
+		return nil
 	}
-	return fmt.Errorf("unknown command %q (want mkbucket, upload or stat)", cmd)
+	return fmt.Errorf("unknown command %q (want mkbucket, upload or rm)", cmd)
 }
 
 // upload streams o.src into o.bucket/o.key and prints the measurement.
@@ -161,6 +161,7 @@ func upload(ctx context.Context, client *awss3.Client, o options, stdout io.Writ
 		return fmt.Errorf("unknown uploader %q (want manager or transfermanager)", o.uploader)
 	}
 
+	startRSS := procStatus("VmRSS")
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.src, nil)
 	if err != nil {
@@ -184,7 +185,7 @@ func upload(ctx context.Context, client *awss3.Client, o options, stdout io.Writ
 	}
 	secs := time.Since(start).Seconds()
 	return json.NewEncoder(stdout).Encode(map[string]any{
-		"case": name, "bytes": body.n, "seconds": secs, "etag": strings.Trim(etag, `"`), "peak_rss_bytes": peakRSS(),
+		"case": name, "bytes": body.n, "seconds": secs, "etag": strings.Trim(etag, `"`), "peak_rss_bytes": procStatus("VmHWM"), "start_rss_bytes": startRSS,
 	})
 }
 
@@ -200,8 +201,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// peakRSS returns this process's VmHWM in bytes, or -1 when unknown.
-func peakRSS() int64 {
+// procStatus returns a memory field of this process's /proc/self/status
+// (VmHWM, VmRSS) in bytes, or -1 when unknown.
+func procStatus(field string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return -1
@@ -209,7 +211,7 @@ func peakRSS() int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			if err != nil {
 				return -1
