@@ -82,11 +82,11 @@ func BenchmarkTableQuery(b *testing.B) {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
 			w := &discardWriter{header: http.Header{}}
-			bufs := &bufferPool{}
+			st := &routeState{}
 			cpu := processCPUTime()
 			for b.Loop() {
 				w.n = 0
-				if err := tq.write(w, r, q, tables, BasePath+"/vms", bufs); err != nil {
+				if err := tq.write(w, r, q, tables, BasePath+"/vms", st); err != nil {
 					b.Fatal(err)
 				}
 			}
