@@ -181,9 +181,11 @@ func hostSources(tx *Tx, host string) []dataSource {
 	add := func(name, desc, units string, min, max float64, v func(step, t int64) float64) {
 		out = append(out, dataSource{name: name, description: desc, units: units, standard: true, min: min, max: max, value: v})
 	}
-	cpus := tx.Count("host_cpu")
-	if n := len(strs(hr, "host_CPUs")); n > 0 {
-		cpus = n
+	// One source per physical CPU: host_CPUs when the host has host_cpu
+	// objects, else cpu_info's cpu_count.
+	cpus := len(strs(hr, "host_CPUs"))
+	if cpus == 0 {
+		cpus, _ = strconv.Atoi(strMap(hr, "cpu_info")["cpu_count"])
 	}
 	for i := range cpus {
 		name := "cpu" + strconv.Itoa(i)
@@ -812,7 +814,9 @@ func (st *rrdState) vmRecordDataSource(c *Call) (any, error) {
 		if st.recorded[uuid] == nil {
 			st.recorded[uuid] = map[string]int64{}
 		}
-		st.recorded[uuid][name] = c.Sim.Now().Unix()
+		// Recorded from the last update on (the simulator's RRDs are
+		// updated at every 5 s boundary of its clock).
+		st.recorded[uuid][name] = floorTo(c.Sim.Now().Unix(), rrdStep)
 	}
 	return nil, nil
 }
@@ -836,7 +840,7 @@ func (st *rrdState) vmForgetDataSource(c *Call) (any, error) {
 		if st.forgot[uuid] == nil {
 			st.forgot[uuid] = map[string]int64{}
 		}
-		st.forgot[uuid][name] = c.Sim.Now().Unix()
+		st.forgot[uuid][name] = floorTo(c.Sim.Now().Unix(), rrdStep)
 	}
 	return nil, nil
 }
