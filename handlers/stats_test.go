@@ -33,8 +33,8 @@ func newStatsFixture(t *testing.T, hosts int) *simFixture {
 
 // statsAnswer is the JSON answer of a stats route.
 type statsAnswer struct {
-	EndTimestamp *float64      `json:"endTimestamp"`
-	Interval     float64       `json:"interval"`
+	EndTimestamp *float64       `json:"endTimestamp"`
+	Interval     float64        `json:"interval"`
 	Stats        map[string]any `json:"stats"`
 }
 
@@ -78,7 +78,6 @@ func shape(stats map[string]any) []string {
 	sort.Strings(out)
 	return out
 }
-
 
 // rawRRD GETs /rrd_updates from the simulator as XO would for step and
 // points, and returns the legend and the rows, newest first.
