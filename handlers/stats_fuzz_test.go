@@ -16,6 +16,7 @@ func FuzzRRDUpdates(f *testing.F) {
 		`{"meta":{"step":"5","end":"10","legend":["AVERAGE:host:` + uuid + `:iops_total_abcdef01"]},"data":[{"values":[1,2,3]},{"values":[]}]}`,
 		`{"meta":{"step":5,"legend":["AVERAGE:host:a:b:c:cpu0","AVERAGE::x:","x"]},"data":[{"values":[null]}]}`,
 		`{"meta":{"step":5,"legend":["AVERAGE:host:` + uuid + `:cpu0"]},"data":[{"values":["1" ,"x"]}]}`,
+		`{meta:{step:5,end:7,legend:['AVERAGE:vm:` + uuid + `:cpu0','it\'s "x"']},data:[{t:7,values:[0.25,-NaN]}]}`,
 		``, `{`, `[]`, `{"meta":null,"data":null}`, `{a: "\"}`,
 	} {
 		f.Add([]byte(seed))

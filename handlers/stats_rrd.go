@@ -111,9 +111,9 @@ func parseRRDUpdates(data []byte) (*rrdDoc, error) {
 
 // json5ToJSON rewrites the JSON5 subset older XAPIs wrote into JSON:
 // identifier keys are quoted, bare NaN and (signed) Infinity become
-// strings, a leading + is dropped and trailing commas are removed. Strings
-// are double-quoted, as XAPI writes them; other JSON5 syntax (comments,
-// single quotes, hexadecimal) is left for the JSON parser to refuse.
+// strings, single-quoted strings are double-quoted, a leading + is dropped
+// and trailing commas are removed. Other JSON5 syntax (comments,
+// hexadecimal, line continuations) is left for the JSON parser to refuse.
 func json5ToJSON(in []byte) ([]byte, error) {
 	out := make([]byte, 0, len(in)+len(in)/8)
 	for i := 0; i < len(in); {
@@ -131,6 +131,29 @@ func json5ToJSON(in []byte) ([]byte, error) {
 				return nil, errors.New("unterminated string")
 			}
 			out = append(out, in[i:j+1]...)
+			i = j + 1
+		case c == '\'':
+			// A single-quoted string: rewritten double-quoted.
+			out = append(out, '"')
+			j := i + 1
+			for ; j < len(in) && in[j] != '\''; j++ {
+				switch {
+				case in[j] == '\\' && j+1 < len(in) && in[j+1] == '\'':
+					out = append(out, '\'')
+					j++
+				case in[j] == '\\' && j+1 < len(in):
+					out = append(out, in[j], in[j+1])
+					j++
+				case in[j] == '"':
+					out = append(out, '\\', '"')
+				default:
+					out = append(out, in[j])
+				}
+			}
+			if j >= len(in) {
+				return nil, errors.New("unterminated string")
+			}
+			out = append(out, '"')
 			i = j + 1
 		case isIdentStart(c) || ((c == '-' || c == '+') && i+1 < len(in) && isIdentStart(in[i+1])):
 			j := i + 1

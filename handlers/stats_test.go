@@ -372,6 +372,7 @@ func TestRRDUpdatesParse(t *testing.T) {
 		{"XAPI ≥ 23.31", `{"meta":{"start":1,"step":5,"end":10,"rows":1,"columns":3,"legend":["a","b","c"]},"data":[{"t":10,"values":["0.5","NaN","-Infinity"]}]}`, true, []float64{0.5, math.NaN(), math.Inf(-1)}},
 		{"numbers", `{"meta":{"step":"5","end":"10","legend":["a","b"]},"data":[{"t":10,"values":[1e3,null]}]}`, true, []float64{1000, math.NaN()}},
 		{"JSON5 before 23.31", `{meta: {start: 1, step: 5, end: 10, rows: 1, columns: 3, legend: ["a:b", "c", "d"],}, data: [{t: 10, values: [NaN, -Infinity, +1.5]},]}`, true, []float64{math.NaN(), math.Inf(-1), 1.5}},
+		{"JSON5 single quotes", `{meta:{step:5,legend:['a\'b "c"']},data:[{values:[-NaN]}]}`, true, []float64{math.NaN()}},
 		{"bad number string", `{"meta":{"step":5,"legend":["a"]},"data":[{"values":["nan"]}]}`, false, nil},
 		{"Go-only infinity", `{"meta":{"step":5,"legend":["a"]},"data":[{"values":["Inf"]}]}`, false, nil},
 		{"not JSON", `<xport/>`, false, nil},
