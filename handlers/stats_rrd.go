@@ -74,7 +74,8 @@ func parseJSNumber(s string) (float64, error) {
 		return math.Inf(-1), nil
 	}
 	// strconv also accepts "inf", "nan" and hexadecimal floats, which
-	// JavaScript does not.
+	// JavaScript does not; JavaScript reads "0x10" as 16, which XAPI never
+	// writes and which is refused here.
 	if strings.ContainsAny(t, "iInNxXpP_") {
 		return 0, fmt.Errorf("cannot parse number: %q", s)
 	}
@@ -229,8 +230,11 @@ func pattern(re string, path []string, f func(float64) float64) statMetric {
 	return statMetric{re: regexp.MustCompile(re), path: path, transform: f}
 }
 
-// statsTables returns XO's STATS for "host" and "vm", in XO's order (the
-// first match wins).
+// statTables is XO's STATS for "host" and "vm", in XO's order (the first
+// match wins). It is never modified.
+var statTables = statsTables()
+
+// statsTables builds statTables.
 func statsTables() map[string][]statMetric {
 	p := func(s ...string) []string { return s }
 	return map[string][]statMetric{
@@ -398,7 +402,7 @@ func xoStats(doc *rrdDoc, typ, uuid string, step, now int64) (*jsObject, error) 
 	stats := &jsObject{}
 	found := false
 	if len(doc.Data) > 0 {
-		table := statsTables()[typ]
+		table := statTables[typ]
 		for index, legend := range doc.Meta.Legend {
 			m := legendRE.FindStringSubmatch(legend)
 			if m == nil || m[1] != typ || m[2] != uuid {

@@ -161,7 +161,7 @@ func rrdMaster(tx *Tx) string {
 
 // hasRRD reports whether VM vm has an RRD on host: it runs or is paused
 // there.
-func hasRRD(tx *Tx, vm Record, host string) bool {
+func hasRRD(vm Record, host string) bool {
 	ps := str(vm, "power_state")
 	return (ps == "Running" || ps == "Paused") && str(vm, "resident_on") == host && !vm.bool("is_control_domain")
 }
@@ -239,10 +239,10 @@ func hostSources(tx *Tx, host string) []dataSource {
 	}
 	vcpus, domains := 0.0, 1.0
 	for _, vm := range tx.All("VM") {
-		if vr, _ := tx.GetClass("VM", vm); hasRRD(tx, vr, host) {
+		if vr, _ := tx.GetClass("VM", vm); hasRRD(vr, host) {
 			domains++
-			vm, _ := tx.GetClass("VM_metrics", str(vr, "metrics"))
-			vcpus += num(vm, "VCPUs_number")
+			metrics, _ := tx.GetClass("VM_metrics", str(vr, "metrics"))
+			vcpus += num(metrics, "VCPUs_number")
 		}
 	}
 	add("running_vcpus", "The total number of running vCPUs per host", "count", 0, math.Inf(1), constant(vcpus))
@@ -278,27 +278,27 @@ func hostSRs(tx *Tx, host string) []string {
 // not), or nil when it has no RRD.
 func vmSources(tx *Tx, vm string) []dataSource {
 	vr, ok := tx.GetClass("VM", vm)
-	if !ok || !hasRRD(tx, vr, str(vr, "resident_on")) {
+	if !ok || !hasRRD(vr, str(vr, "resident_on")) {
 		return nil
 	}
 	uuid := str(vr, "uuid")
 	key := func(name string) string { return uuid + "/" + name }
-	vm2, _ := tx.GetClass("VM_metrics", str(vr, "metrics"))
+	metrics, _ := tx.GetClass("VM_metrics", str(vr, "metrics"))
 	var since int64
-	if st, ok := vm2["start_time"].(time.Time); ok && st.Unix() > 0 {
+	if st, ok := metrics["start_time"].(time.Time); ok && st.Unix() > 0 {
 		since = st.Unix()
 	}
 	var out []dataSource
 	add := func(name, desc, units string, standard bool, max float64, v func(step, t int64) float64) {
 		out = append(out, dataSource{name: name, description: desc, units: units, standard: standard, max: max, value: v, since: since})
 	}
-	vcpus := int(num(vm2, "VCPUs_number"))
+	vcpus := int(num(metrics, "VCPUs_number"))
 	for i := range vcpus {
 		name := "cpu" + strconv.Itoa(i)
 		add(name, "CPU"+strconv.Itoa(i)+" usage", "(fraction)", true, 1, varying(key(name), 0.01, 0.5))
 	}
 	add("cpu_usage", "Domain CPU usage", "(fraction)", false, float64(max(vcpus, 1)), varying(key("cpu_usage"), 0.01, 0.5))
-	actual := num(vm2, "memory_actual")
+	actual := num(metrics, "memory_actual")
 	target := num(vr, "memory_target")
 	if target == 0 {
 		target = actual
@@ -392,8 +392,9 @@ type rrdQuery struct {
 	json     bool
 }
 
-// parseRRDQuery parses the query of r. ok is false when start is missing
-// (400) or not an integer (xcp-rrdd's Int64.of_string fails: 500).
+// parseRRDQuery parses the query of r. status is 400 when start is
+// missing (xapi's forwarder), 500 when it is not an integer (xcp-rrdd's
+// Int64.of_string fails), else 200.
 func parseRRDQuery(r *http.Request) (q rrdQuery, status int) {
 	v := r.URL.Query()
 	if !v.Has("start") {
@@ -537,7 +538,7 @@ func (st *rrdState) updates(q rrdQuery, now int64) (rrdUpdates, bool) {
 		for _, vm := range tx.All("VM") {
 			vr, _ := tx.GetClass("VM", vm)
 			uuid := str(vr, "uuid")
-			if !hasRRD(tx, vr, host) || (q.vms != nil && !slices.Contains(q.vms, uuid)) {
+			if !hasRRD(vr, host) || (q.vms != nil && !slices.Contains(q.vms, uuid)) {
 				continue
 			}
 			vms = append(vms, rrdOwner{prefix: "vm:" + uuid + ":", sources: st.vmRecorded(uuid, vmSources(tx, vm))})
@@ -677,7 +678,8 @@ func (u rrdUpdates) json() []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b, _ = appendJSONString(b, l)
+		enc, _ := json.Marshal(l) // a string always encodes
+		b = append(b, enc...)
 	}
 	b = append(b, `]},"data":[`...)
 	for i, row := range u.rows {
@@ -698,12 +700,6 @@ func (u rrdUpdates) json() []byte {
 		b = append(b, "]}"...)
 	}
 	return append(b, "]}"...)
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) ([]byte, error) {
-	enc, err := json.Marshal(s)
-	return append(b, enc...), err
 }
 
 // xml is rrd_updates.ml xml_of (Xmlm output, no indentation).
