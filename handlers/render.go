@@ -441,10 +441,12 @@ func (c *itemCache) block(m mapper, key itemKey) *itemBlock {
 // url), as pretty JSON (XO's 2 spaces), NDJSON (q.NDJSON) or a markdown table
 // (q.Markdown). href gives each object's URL (see HrefIn).
 //
-// The answer is streamed: items are encoded one by one and sent in chunks,
-// so a large collection is never held in one buffer. Once the first byte is
-// sent, errors can no longer change the status; they are returned for the
-// log. It stops early, returning the context's error, when the client leaves.
+// An answer of up to wholeBytes (1 MiB) is sent in one write with its
+// Content-Length; a larger one is streamed: items are encoded one by one
+// and sent in chunks, so a large collection is never held in one buffer.
+// Once the first byte is sent, errors can no longer change the status; they
+// are returned for the log. It stops early, returning the context's error,
+// when the client leaves.
 func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter.Seq[map[string]any], href func(map[string]any) string) error {
 	rows := func(yield func(row) bool) {
 		for obj := range items {
