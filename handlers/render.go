@@ -364,12 +364,20 @@ type itemKey struct {
 }
 
 // itemBlock holds the items of every row of a table: row i's is
-// data[off[i]:off[i+1]].
+// data[off[i]:off[i+1]]. off is nil in the block of a table that is not
+// cached (see maxItemBlock).
 type itemBlock struct {
 	key  itemKey
 	data []byte
-	off  []int
+	off  []uint32
 }
+
+// itemSample is how many items of a block size the rest of it.
+const itemSample = 64
+
+// maxItemBlock bounds the items of a block: a table whose items take more
+// (long field values) is not cached, its block left empty.
+const maxItemBlock = 16 << 20
 
 // itemKey returns the key of rw's item, and false when the item is not
 // read from columns alone.
@@ -410,19 +418,31 @@ func (c *itemCache) block(m mapper, key itemKey) *itemBlock {
 
 	// Encoded outside the lock; two answers may both build it.
 	n := key.id.Len()
-	b := &itemBlock{key: key, off: make([]int, n+1)}
+	b := &itemBlock{key: key, off: make([]uint32, n+1)}
 	rw := row{id: key.id}
 	if m.fields != nil {
 		rw.fields = key.fields[:len(m.fields.list)]
 	}
 	m.keys, m.scratch = &directKeys{}, new([]byte)
 	for i := range n {
-		b.off[i] = len(b.data)
+		if i == itemSample {
+			// Room for the rest, as long as the first items say, so
+			// that the block is not copied as it grows.
+			b.data = slices.Grow(b.data, len(b.data)/itemSample*(n-i)*9/8)
+		}
+		if len(b.data) > maxItemBlock {
+			// Too large to keep: the block stays, empty, to say so.
+			b.data, b.off = nil, nil
+			break
+		}
+		b.off[i] = uint32(len(b.data))
 		rw.i = i
 		b.data = m.appendRow(b.data, rw, key.pretty, key.depth)
 	}
-	b.off[n] = len(b.data)
-	b.data = slices.Clip(b.data)
+	if b.off != nil {
+		b.off[n] = uint32(len(b.data))
+		b.data = slices.Clip(b.data)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
