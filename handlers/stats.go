@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,21 +48,24 @@ var statsSchema = map[string]any{
 // statsRoutes returns the stats routes of hosts, VMs and pools, and the
 // VM data source routes.
 func (s *server) statsRoutes() []route {
-	const summary = " (granularity: seconds (default, 5 s × 120), minutes (1 min × 120), hours (1 h × 168) or days (1 day × 366); other values are a 422)"
+	const summary = " (granularity: seconds, minutes, hours or days)"
 	ds := BasePath + "/vms/{id}/stats/data_source/{ds}"
 	return []route{
 		{
 			method: "GET", pattern: BasePath + "/hosts/{id}/stats", handler: s.hostStats, tag: "hosts",
+			params:  []string{"granularity"},
 			summary: "Statistics of one host" + summary,
 			resp:    respDoc{description: "The host's series", schema: statsSchema},
 		},
 		{
 			method: "GET", pattern: BasePath + "/vms/{id}/stats", handler: s.vmStats, tag: "vms",
+			params:  []string{"granularity"},
 			summary: "Statistics of one running VM (a halted VM is a 422)" + summary,
 			resp:    respDoc{description: "The VM's series", schema: statsSchema},
 		},
 		{
 			method: "GET", pattern: BasePath + "/pools/{id}/stats", handler: s.poolStats, tag: "pools",
+			params:  []string{"granularity"},
 			summary: "Statistics of every host of one pool, by host uuid ({\"error\"} for a host that failed)" + summary,
 			resp:    respDoc{description: "The series of each host", schema: map[string]any{"type": "object", "additionalProperties": statsSchema}},
 		},
@@ -80,29 +82,20 @@ func (s *server) statsRoutes() []route {
 	}
 }
 
-// parseGranularity returns the granularity of r's query: seconds when
-// absent, a 422 for any other value than XO's four (or a repeated one).
-func parseGranularity(r *http.Request) (granularity, error) {
-	vs, ok := r.URL.Query()["granularity"]
-	if !ok {
-		return granularities["seconds"], nil
+// granularityOf returns the granularity of r's query (parsed and checked
+// with the route's parameters: a 422 for any value but XO's four), seconds
+// when absent.
+func granularityOf(r *http.Request) granularity {
+	name := queryOf(r).Granularity
+	if name == "" {
+		name = "seconds"
 	}
-	if len(vs) > 1 {
-		return granularity{}, paramError("granularity", granularityEnum, strings.Join(vs, ","))
-	}
-	g, ok := granularities[vs[0]]
-	if !ok {
-		return granularity{}, paramError("granularity", granularityEnum, vs[0])
-	}
-	return g, nil
+	return granularities[name]
 }
 
 // hostStats answers GET /hosts/{id}/stats.
 func (s *server) hostStats(w http.ResponseWriter, r *http.Request) error {
-	g, err := parseGranularity(r)
-	if err != nil {
-		return err
-	}
+	g := granularityOf(r)
 	ctx := r.Context()
 	_, pool, ref, err := s.target(ctx, "host", r.PathValue("id"))
 	if err != nil {
@@ -118,10 +111,7 @@ func (s *server) hostStats(w http.ResponseWriter, r *http.Request) error {
 // vmStats answers GET /vms/{id}/stats: the VM's figures from the host it
 // is resident on.
 func (s *server) vmStats(w http.ResponseWriter, r *http.Request) error {
-	g, err := parseGranularity(r)
-	if err != nil {
-		return err
-	}
+	g := granularityOf(r)
 	ctx := r.Context()
 	id := r.PathValue("id")
 	obj, pool, ref, err := s.target(ctx, "VM", id)
@@ -148,10 +138,7 @@ func (s *server) vmStats(w http.ResponseWriter, r *http.Request) error {
 // poolStats answers GET /pools/{id}/stats: the stats of each host of the
 // pool by host uuid, {"error": …} for a host whose stats failed.
 func (s *server) poolStats(w http.ResponseWriter, r *http.Request) error {
-	g, err := parseGranularity(r)
-	if err != nil {
-		return err
-	}
+	g := granularityOf(r)
 	ctx := r.Context()
 	_, pool, _, err := s.target(ctx, "pool", r.PathValue("id"))
 	if err != nil {
