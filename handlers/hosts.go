@@ -136,13 +136,19 @@ func (s *server) hostAuditLog(w http.ResponseWriter, r *http.Request) error {
 }
 
 // acceptsGzip reports whether Accept-Encoding values name gzip or x-gzip,
-// as XO's maybeCompressResponse reads them (any q-value).
+// as XO's maybeCompressResponse reads them, except that a q-value of 0
+// (RFC 9110: not acceptable) refuses it, where XO compresses anyway.
 func acceptsGzip(values []string) bool {
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, ",") {
-			coding, _, _ := strings.Cut(part, ";")
+			coding, params, _ := strings.Cut(part, ";")
 			switch strings.ToLower(strings.TrimSpace(coding)) {
 			case "gzip", "x-gzip":
+				if q, ok := strings.CutPrefix(strings.ReplaceAll(strings.ToLower(params), " ", ""), "q="); ok {
+					if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+						continue
+					}
+				}
 				return true
 			}
 		}

@@ -405,6 +405,9 @@ func TestAcceptsGzip(t *testing.T) {
 		{"second header", []string{"br", "GZip"}, true},
 		{"identity", []string{"identity, deflate"}, false},
 		{"gzip inside a name", []string{"notgzip"}, false},
+		{"gzip refused", []string{"gzip;q=0, identity"}, false},
+		{"gzip q=0.000 refused", []string{"gzip; q=0.000"}, false},
+		{"x-gzip refused, gzip not", []string{"x-gzip;q=0", "gzip;q=0.5"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
