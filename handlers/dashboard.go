@@ -179,8 +179,8 @@ func topFive(items []map[string]any) []map[string]any {
 	return items[:min(len(items), 5)]
 }
 
-// percent is part/whole × 100, JSON-safe (0 for an empty whole).
-func percent(part, whole float64) float64 {
+// usagePercent is part/whole × 100, JSON-safe (0 for an empty whole).
+func usagePercent(part, whole float64) float64 {
 	if whole == 0 {
 		return 0
 	}
@@ -374,7 +374,7 @@ func (s *server) poolDashboard(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		srUsage = append(srUsage, map[string]any{"name_label": sr["name_label"], "id": sr["id"],
-			"percent": percent(num(sr["physical_usage"]), num(sr["size"])), "physical_usage": sr["physical_usage"], "size": sr["size"]})
+			"percent": usagePercent(num(sr["physical_usage"]), num(sr["size"])), "physical_usage": sr["physical_usage"], "size": sr["size"]})
 	}
 	ram := []map[string]any{}
 	for _, h := range hosts {
@@ -383,7 +383,7 @@ func (s *server) poolDashboard(w http.ResponseWriter, r *http.Request) error {
 		}
 		m, _ := h["memory"].(map[string]any)
 		ram = append(ram, map[string]any{"name_label": h["name_label"], "id": h["id"],
-			"size": num(m["size"]), "usage": num(m["usage"]), "percent": percent(num(m["usage"]), num(m["size"]))})
+			"size": num(m["size"]), "usage": num(m["usage"]), "percent": usagePercent(num(m["usage"]), num(m["size"]))})
 	}
 	assigned := 0.0
 	for _, vm := range vms {
@@ -408,7 +408,7 @@ func (s *server) poolDashboard(w http.ResponseWriter, r *http.Request) error {
 		{[]string{"alarms"}, alarmIDs(pool, "")},
 		{[]string{"srs", "topFiveUsage"}, topFive(srUsage)},
 		{[]string{"hosts", "topFiveUsage", "ram"}, topFive(ram)},
-		{[]string{"cpuProvisioning"}, map[string]any{"total": total, "assigned": assigned, "percent": percent(assigned, total)}},
+		{[]string{"cpuProvisioning"}, map[string]any{"total": total, "assigned": assigned, "percent": usagePercent(assigned, total)}},
 	} {
 		if err := d.part(p.value, p.path...); err != nil {
 			return err
