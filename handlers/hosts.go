@@ -30,7 +30,7 @@ func (s *server) hostRoutes() []route {
 		{
 			method: "GET", pattern: hosts + "/audit.txt", handler: s.hostAuditLog, tag: "hosts",
 			summary: "Download the host's XAPI audit log (XAPI GET /audit_log; gzip-encoded when Accept-Encoding allows)",
-			resp:    respDoc{description: "The audit log lines, as an attachment named <host name>-<ISO date>-audit.txt", types: []string{"application/octet-stream"}},
+			resp:    respDoc{description: "The audit log lines, as an attachment named <host name>-<ISO date>-audit.txt (XO 0.39 names every file after its documentation example, \"XCP XO 8.3.0 master\": not copied)", types: []string{"application/octet-stream"}},
 		},
 		{
 			method: "GET", pattern: hosts + "/logs.tgz", handler: s.hostLogs, tag: "hosts",
@@ -44,7 +44,7 @@ func (s *server) hostRoutes() []route {
 		},
 		{
 			method: "GET", pattern: hosts + "/missing_patches", handler: s.hostMissingPatches, tag: "hosts",
-			summary: "The updates available to an XCP-ng host (updater.py check_update; 501 for other hosts)",
+			summary: "The updates available to an XCP-ng host (updater.py check_update, retried while busy; no XOA licence needed; 501 for other hosts)",
 			resp:    respDoc{description: "The packages yum would update", schema: patchesSchema},
 		},
 		{
