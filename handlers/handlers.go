@@ -172,6 +172,7 @@ func (s *server) routeTable() []route {
 		routes = append(routes, s.collectionRoutes(c)...)
 	}
 	routes = append(routes, s.statsRoutes()...)
+	routes = append(routes, s.hostRoutes()...)
 	return s.withTransfers(append(append(routes, s.taskRoutes()...), s.writeRoutes()...))
 }
 

@@ -27,6 +27,7 @@ var classRegistrars = []func(*Simulator){
 	registerMessage,
 	registerPlugin,
 	registerRRD,
+	registerHostFiles,
 	registerDataPlane, // last: wraps the VDI/VM copy and destroy calls (vdidata.go)
 }
 
