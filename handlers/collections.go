@@ -107,6 +107,7 @@ func (s *server) pools() (*xo.Pools, error) {
 // pool (caught up with XAPI first), or a watch stream with ?ndjson&watch.
 func (s *server) listCollection(c collection) HandlerFunc {
 	href := HrefIn(BasePath + "/" + c.name)
+	st := &routeState{}
 	return func(w http.ResponseWriter, r *http.Request) error {
 		pools, err := s.pools()
 		if err != nil {
@@ -116,7 +117,7 @@ func (s *server) listCollection(c collection) HandlerFunc {
 		if q.Watch {
 			return s.watch(w, r, q, pools, c.kind, href)
 		}
-		return writeTables(w, r, q, pools, c.kind, BasePath+"/"+c.name)
+		return writeTables(w, r, q, pools, c.kind, BasePath+"/"+c.name, st)
 	}
 }
 

@@ -171,6 +171,8 @@ func (s *server) routeTable() []route {
 	for _, c := range collections() {
 		routes = append(routes, s.collectionRoutes(c)...)
 	}
+	routes = append(routes, s.statsRoutes()...)
+	routes = append(routes, s.hostRoutes()...)
 	return s.withTransfers(append(append(routes, s.taskRoutes()...), s.writeRoutes()...))
 }
 

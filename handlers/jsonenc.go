@@ -280,6 +280,10 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plainWord(s[i:i+8]) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -319,4 +323,23 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// Bytes repeated in every byte of a word, for plainWord.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether the 8 bytes of s are printable ASCII other
+// than '"' and '\\', which appendString copies as they are. It tests them
+// at once: (x - ones) &^ x & highs is not zero when a byte of x is zero,
+// and (x - n*ones) &^ x & highs when a byte below 0x80 is below n.
+func plainWord(s string) bool {
+	_ = s[7]
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	quote, backslash := x^('"'*ones), x^('\\'*ones)
+	special := (x-0x20*ones)&^x | (quote-ones)&^quote | (backslash-ones)&^backslash
+	return (special|x)&highs == 0
 }

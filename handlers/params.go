@@ -42,6 +42,9 @@ type Query struct {
 	// wait=false does not wait, any other value (a bare ?wait included)
 	// waits for the next change.
 	Wait Wait
+	// Granularity is the stats granularity (seconds, minutes, hours or
+	// days); "" means seconds.
+	Granularity string
 }
 
 // paramSpec declares one query parameter: how it is parsed and documented.
@@ -93,6 +96,17 @@ var paramSpecs = map[string]paramSpec{
 	"sync":      flagParam("Run the action synchronously and answer its result", func(q *Query) *bool { return &q.Sync }),
 	"raw":       flagParam("Raw disk image instead of VHD", func(q *Query) *bool { return &q.Raw }),
 	"preferNbd": flagParam("Read the disk through NBD when possible", func(q *Query) *bool { return &q.PreferNBD }),
+	"granularity": {
+		description: "Stats resolution: seconds (default, 5 s × 120 points), minutes (1 min × 120), hours (1 h × 168) or days (1 day × 366)",
+		schema:      map[string]any{"type": "string", "enum": []any{"seconds", "minutes", "hours", "days"}},
+		parse: func(q *Query, v string) error {
+			if _, ok := granularities[v]; !ok {
+				return errors.New(granularityEnum)
+			}
+			q.Granularity = v
+			return nil
+		},
+	},
 	"wait": {
 		description: "result or true: answer when the task ends; any other value: answer at its next change",
 		schema:      stringSchema,

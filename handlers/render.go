@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xorest/xorest/xo"
@@ -20,8 +23,56 @@ const (
 	contentMarkdown = "text/markdown; charset=utf-8"
 )
 
-// flushBytes is how much output is buffered before it is sent.
+// flushBytes is how much output is buffered before it is sent, once an
+// answer is streamed.
 const flushBytes = 32 << 10
+
+// wholeBytes is the largest answer sent in one piece, with its
+// Content-Length: a collection answer is buffered up to this size, and
+// streamed in chunks of flushBytes only beyond. One write instead of a
+// chunk per flushBytes saves system calls and the client's chunk parsing.
+const wholeBytes = 1 << 20
+
+// bufferPool keeps the buffers of collection answers for reuse (see
+// wholeBytes), and their lists of matching rows: each answer takes them
+// and gives them back.
+type bufferPool struct{ p, rows sync.Pool }
+
+// get returns an empty buffer, from the pool if it has one. A nil pool
+// allocates.
+func (bp *bufferPool) get() []byte {
+	if bp != nil {
+		if b, ok := bp.p.Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, flushBytes+4096)
+}
+
+// put gives b back to the pool, unless it grew well past wholeBytes.
+func (bp *bufferPool) put(b []byte) {
+	if bp != nil && cap(b) <= 2*wholeBytes {
+		bp.p.Put(&b)
+	}
+}
+
+// getRows returns an empty row list, from the pool if it has one. A nil
+// pool allocates.
+func (bp *bufferPool) getRows() []int32 {
+	if bp != nil {
+		if r, ok := bp.rows.Get().(*[]int32); ok {
+			return (*r)[:0]
+		}
+	}
+	return nil
+}
+
+// putRows gives a row list back to the pool.
+func (bp *bufferPool) putRows(r []int32) {
+	if bp != nil && r != nil {
+		bp.rows.Put(&r)
+	}
+}
 
 // HrefIn returns the href function of objects listed under path, e.g.
 // HrefIn("/rest/v0/vms") maps {id: "abc"} to "/rest/v0/vms/abc". A trailing
@@ -55,7 +106,72 @@ type mapper struct {
 	hrefBase string
 	// scratch is reused to encode hrefs (nil: allocate).
 	scratch *[]byte
-	noURL   bool // only href, no url (single objects)
+	// keys, when set, keeps the member keys of appendDirect from row to
+	// row (nil: build them for each item).
+	keys *directKeys
+	// items, when set, keeps the encoded items of tables' rows from
+	// answer to answer (see itemCache); cur, set with it, is the block
+	// of the current table.
+	items *itemCache
+	cur   *itemBlock
+	noURL bool // only href, no url (single objects)
+}
+
+// directKeys are what precedes each member's value in appendDirect's
+// items at one indentation: the newline and indent, the quoted key and
+// the separator.
+type directKeys struct {
+	pretty bool
+	depth  int
+	fields [][]byte // one per Fields.list entry
+	links  [][]byte // one per mapper.links
+	end    []byte   // the newline and indent before the closing brace
+}
+
+// directKeys returns the member keys of appendDirect for items at depth,
+// kept in m.keys when set.
+func (m mapper) directKeys(pretty bool, depth int) *directKeys {
+	if k := m.keys; k != nil && k.fields != nil && k.pretty == pretty && k.depth == depth {
+		return k
+	}
+	k := m.keys
+	if k == nil {
+		k = &directKeys{}
+	}
+	member := func(name string) []byte {
+		return appendKeySeparator(appendString(appendNewline(nil, pretty, depth+1), name), pretty)
+	}
+	*k = directKeys{pretty: pretty, depth: depth, end: appendNewline(nil, pretty, depth)}
+	k.fields = make([][]byte, len(m.fields.list))
+	for i, fl := range m.fields.list {
+		k.fields[i] = member(fl.raw)
+	}
+	for _, name := range m.links() {
+		k.links = append(k.links, member(name))
+	}
+	return k
+}
+
+// appendTableRow is appendRow for a row of a table, copying the item from
+// m.items when it keeps the row's table.
+func (m mapper) appendTableRow(b []byte, rw row, pretty bool, depth int) []byte {
+	if m.items == nil || m.cur == nil {
+		return m.appendRow(b, rw, pretty, depth)
+	}
+	key, ok := m.itemKey(rw, pretty, depth)
+	if !ok {
+		return m.appendRow(b, rw, pretty, depth)
+	}
+	if m.cur.key != key { // the first row of a table
+		*m.cur = itemBlock{key: key} // none, unless the cache has it
+		if found := m.items.block(m, key); found != nil {
+			*m.cur = *found
+		}
+	}
+	if m.cur.off == nil {
+		return m.appendRow(b, rw, pretty, depth)
+	}
+	return append(b, m.cur.data[m.cur.off[rw.i]:m.cur.off[rw.i+1]]...)
 }
 
 // links returns the link members items get: href, and url unless noURL.
@@ -163,6 +279,7 @@ func (m mapper) hrefJSON(rw row) []byte {
 // appendDirect appends the picked fields of obj, href and url, when picking
 // is copying members (Fields.direct): the fast path of plain field names.
 func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, depth int) []byte {
+	keys := m.directKeys(pretty, depth)
 	b = append(b, '{')
 	for k, fl := range m.fields.list {
 		var v any
@@ -170,9 +287,7 @@ func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, dep
 		if rw.fields != nil {
 			c := rw.fields[k]
 			if s, isString := c.String(rw.i); isString {
-				b = appendNewline(b, pretty, depth+1)
-				b = appendString(b, fl.raw)
-				b = appendKeySeparator(b, pretty)
+				b = append(b, keys.fields[k]...)
 				b = appendString(b, s)
 				b = append(b, ',')
 				continue
@@ -184,21 +299,18 @@ func (m mapper) appendDirect(b []byte, rw row, hrefJSON []byte, pretty bool, dep
 		if !ok {
 			continue
 		}
-		b = appendNewline(b, pretty, depth+1)
-		b = appendString(b, fl.raw)
-		b = appendValueAfterKey(b, v, pretty, depth)
+		b = append(b, keys.fields[k]...)
+		b = appendJSON(b, v, pretty, depth+1)
 		b = append(b, ',')
 	}
-	for i, k := range m.links() {
+	for i, key := range keys.links {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendNewline(b, pretty, depth+1)
-		b = appendString(b, k)
-		b = appendKeySeparator(b, pretty)
+		b = append(b, key...)
 		b = append(b, hrefJSON...)
 	}
-	b = appendNewline(b, pretty, depth)
+	b = append(b, keys.end...)
 	return append(b, '}')
 }
 
@@ -221,16 +333,140 @@ func (m mapper) pickLinked(obj map[string]any, href string) *pickNode {
 	return p
 }
 
+// itemCache keeps, for a collection route, the encoded items of every row
+// of its recent tables, for the answers whose items are read from columns
+// alone (URLs, or a few plain fields read from columns): such an answer
+// copies the items of its rows instead of encoding them. Tables and their
+// columns never change (a change to a kind makes a new table), so a block
+// is keyed by the columns it was encoded from. A block is built when its
+// key is asked for the second time, and the cache keeps the itemCacheSize
+// most recent, so one-off queries cost no encoding of whole tables.
+type itemCache struct {
+	mu     sync.Mutex
+	blocks []*itemBlock // most recent first
+	asked  []itemKey    // keys asked for once, most recent first
+}
+
+// itemCacheSize is the most blocks an itemCache keeps (each holds the
+// items of a whole table: about 2 MiB for 10,000 VMs and two fields).
+const itemCacheSize = 2
+
+// itemCacheMinRows is the smallest table whose items are cached.
+const itemCacheMinRows = 1000
+
+// itemKey identifies the items of a table's rows: the columns they are
+// read from and how they are indented.
+type itemKey struct {
+	id     *filter.Column
+	fields [maxFieldColumns]*filter.Column
+	pretty bool
+	depth  int
+}
+
+// itemBlock holds the items of every row of a table: row i's is
+// data[off[i]:off[i+1]]. off is nil in the block of a table that is not
+// cached (see maxItemBlock).
+type itemBlock struct {
+	key  itemKey
+	data []byte
+	off  []uint32
+}
+
+// itemSample is how many items of a block size the rest of it.
+const itemSample = 64
+
+// maxItemBlock bounds the items of a block: a table whose items take more
+// (long field values) is not cached, its block left empty.
+const maxItemBlock = 16 << 20
+
+// itemKey returns the key of rw's item, and false when the item is not
+// read from columns alone.
+func (m mapper) itemKey(rw row, pretty bool, depth int) (itemKey, bool) {
+	if rw.id == nil || m.hrefBase == "" || m.noURL || rw.id.Len() < itemCacheMinRows {
+		return itemKey{}, false
+	}
+	key := itemKey{id: rw.id, pretty: pretty, depth: depth}
+	if m.fields != nil {
+		if m.fields.All || !m.fields.direct || rw.fields == nil || len(rw.fields) > maxFieldColumns {
+			return itemKey{}, false
+		}
+		copy(key.fields[:], rw.fields)
+	}
+	return key, true
+}
+
+// block returns the block of key, building it if key was asked for
+// before, or nil.
+func (c *itemCache) block(m mapper, key itemKey) *itemBlock {
+	c.mu.Lock()
+	for i, b := range c.blocks {
+		if b.key == key {
+			copy(c.blocks[1:i+1], c.blocks[:i])
+			c.blocks[0] = b
+			c.mu.Unlock()
+			return b
+		}
+	}
+	i := slices.Index(c.asked, key)
+	if i < 0 {
+		c.asked = append([]itemKey{key}, c.asked[:min(len(c.asked), itemCacheSize-1)]...)
+		c.mu.Unlock()
+		return nil
+	}
+	c.asked = slices.Delete(c.asked, i, i+1)
+	c.mu.Unlock()
+
+	// Encoded outside the lock; two answers may both build it.
+	n := key.id.Len()
+	b := &itemBlock{key: key, off: make([]uint32, n+1)}
+	rw := row{id: key.id}
+	if m.fields != nil {
+		rw.fields = key.fields[:len(m.fields.list)]
+	}
+	m.keys, m.scratch = &directKeys{}, new([]byte)
+	for i := range n {
+		if i == itemSample {
+			// Room for the rest, as long as the first items say, so
+			// that the block is not copied as it grows.
+			b.data = slices.Grow(b.data, len(b.data)/itemSample*(n-i)*9/8)
+		}
+		if len(b.data) > maxItemBlock {
+			// Too large to keep: the block stays, empty, to say so.
+			b.data, b.off = nil, nil
+			break
+		}
+		b.off[i] = uint32(len(b.data))
+		rw.i = i
+		b.data = m.appendRow(b.data, rw, key.pretty, key.depth)
+	}
+	if b.off != nil {
+		b.off[n] = uint32(len(b.data))
+		b.data = slices.Clip(b.data)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, other := range c.blocks {
+		if other.key == key { // built meanwhile by another answer
+			return other
+		}
+	}
+	c.blocks = append([]*itemBlock{b}, c.blocks[:min(len(c.blocks), itemCacheSize-1)]...)
+	return b
+}
+
 // WriteCollection answers a collection: the objects of items that match
 // q.Filter, at most q.Limit of them (in items' order), each mapped as q.Fields
 // says (URLs, picked fields plus href and url, or whole objects plus href and
 // url), as pretty JSON (XO's 2 spaces), NDJSON (q.NDJSON) or a markdown table
 // (q.Markdown). href gives each object's URL (see HrefIn).
 //
-// The answer is streamed: items are encoded one by one and sent in chunks,
-// so a large collection is never held in one buffer. Once the first byte is
-// sent, errors can no longer change the status; they are returned for the
-// log. It stops early, returning the context's error, when the client leaves.
+// An answer of up to wholeBytes (1 MiB) is sent in one write with its
+// Content-Length; a larger one is streamed: items are encoded one by one
+// and sent in chunks, so a large collection is never held in one buffer.
+// Once the first byte is sent, errors can no longer change the status; they
+// are returned for the log. It stops early, returning the context's error,
+// when the client leaves.
 func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter.Seq[map[string]any], href func(map[string]any) string) error {
 	rows := func(yield func(row) bool) {
 		for obj := range items {
@@ -239,47 +475,93 @@ func WriteCollection(w http.ResponseWriter, r *http.Request, q Query, items iter
 			}
 		}
 	}
-	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href})
+	return writeRows(w, r, q, rows, mapper{fields: q.Fields, href: href, keys: new(directKeys)}, nil)
 }
 
 // writeTables answers a collection read from xo tables (see
-// Pools.Tables) as WriteCollection does, with the filter plan's
-// properties, the id (for href, base + "/" + id) and, when they are few,
-// the picked fields read from the tables' columns.
-func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pools, kind, base string) error {
-	var plan *filter.Plan
-	var paths []filter.Path
-	if q.Filter != nil {
-		plan = filter.NewPlan(q.Filter)
-		paths = append(paths, plan.Paths()...)
-	}
-	nplan := len(paths)
-	paths = append(paths, filter.Path{"id"})
-	fieldCols := false
-	if f := q.Fields; f != nil && f.direct && !f.All && len(f.list) <= maxFieldColumns {
-		fieldCols = true
-		for _, fl := range f.list {
-			paths = append(paths, filter.Path{fl.raw})
-		}
-	}
-	tables, err := pools.Tables(r.Context(), kind, paths)
+// Pools.Tables) as WriteCollection does, reading from the tables' columns
+// what tableQuery says.
+func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pools, kind, base string, st *routeState) error {
+	tq := newTableQuery(q)
+	tables, err := pools.Tables(r.Context(), kind, tq.paths)
 	if err != nil {
 		return err
 	}
+	return tq.write(w, r, q, tables, base, st)
+}
+
+// routeState is what a collection route keeps from answer to answer:
+// buffers and encoded items. The zero value is ready to use.
+type routeState struct {
+	bufs  bufferPool
+	items itemCache
+}
+
+// tableQuery is a collection query over xo tables: the columns it reads
+// are the filter plan's properties, the id (for href, base + "/" + id)
+// and, when they are few, the picked fields.
+type tableQuery struct {
+	plan      *filter.Plan  // nil without a filter
+	paths     []filter.Path // of the columns to read
+	nplan     int           // paths[:nplan] are the plan's, paths[nplan] the id
+	fieldCols bool          // paths[nplan+1:] are Fields.list
+}
+
+// newTableQuery returns the table query of q.
+func newTableQuery(q Query) tableQuery {
+	var tq tableQuery
+	if q.Filter != nil {
+		tq.plan = filter.NewPlan(q.Filter)
+		tq.paths = append(tq.paths, tq.plan.Paths()...)
+	}
+	tq.nplan = len(tq.paths)
+	tq.paths = append(tq.paths, filter.Path{"id"})
+	if f := q.Fields; f != nil && f.direct && !f.All && len(f.list) <= maxFieldColumns {
+		tq.fieldCols = true
+		for _, fl := range f.list {
+			tq.paths = append(tq.paths, filter.Path{fl.raw})
+		}
+	}
+	return tq
+}
+
+// write answers q over tables, whose columns hold tq.paths, with the
+// objects' URLs under base, using the route's state st (nil: none).
+func (tq tableQuery) write(w http.ResponseWriter, r *http.Request, q Query, tables []xo.Table, base string, st *routeState) error {
+	var bufs *bufferPool
+	m := mapper{fields: q.Fields, href: HrefIn(base), scratch: new([]byte), keys: new(directKeys)}
+	if st != nil {
+		bufs, m.items, m.cur = &st.bufs, &st.items, new(itemBlock)
+	}
+	matched := bufs.getRows() // the rows the filter matches, table by table
+	defer func() { bufs.putRows(matched) }()
 	rows := func(yield func(row) bool) {
 		for _, t := range tables {
-			var m *filter.Matcher
-			if plan != nil {
-				m = plan.Matcher(t.Columns[:nplan])
+			rw := row{id: t.Columns[tq.nplan]}
+			if tq.fieldCols {
+				rw.fields = t.Columns[tq.nplan+1:]
 			}
-			for i, obj := range t.Objects {
-				if m != nil && !m.Match(i, obj) {
-					continue
+			if tq.plan == nil || q.Limit >= 0 {
+				// A row at a time, to stop at the limit.
+				var m *filter.Matcher
+				if tq.plan != nil {
+					m = tq.plan.Matcher(t.Columns[:tq.nplan])
 				}
-				rw := row{obj: obj, id: t.Columns[nplan], i: i}
-				if fieldCols {
-					rw.fields = t.Columns[nplan+1:]
+				for i, obj := range t.Objects {
+					if m != nil && !m.Match(i, obj) {
+						continue
+					}
+					rw.obj, rw.i = obj, i
+					if !yield(rw) {
+						return
+					}
 				}
+				continue
+			}
+			// A filter step at a time over the whole table.
+			matched = tq.plan.Matcher(t.Columns[:tq.nplan]).Rows(t.Objects, matched[:0])
+			for _, i := range matched {
+				rw.obj, rw.i = t.Objects[i], int(i)
 				if !yield(rw) {
 					return
 				}
@@ -287,11 +569,10 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 		}
 	}
 	q.Filter = nil // applied by rows
-	m := mapper{fields: q.Fields, href: HrefIn(base), scratch: new([]byte)}
 	if base = strings.TrimRight(base, "/") + "/"; string(appendString(nil, base)) == `"`+base+`"` {
 		m.hrefBase = base
 	}
-	return writeRows(w, r, q, rows, m)
+	return writeRows(w, r, q, rows, m, bufs)
 }
 
 // maxFieldColumns is the most picked fields writeTables reads from
@@ -299,9 +580,11 @@ func writeTables(w http.ResponseWriter, r *http.Request, q Query, pools *xo.Pool
 // built, so it only pays for a few fields.
 const maxFieldColumns = 4
 
-// writeRows is WriteCollection over rows, with m mapping them.
-func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[row], m mapper) error {
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: make([]byte, 0, flushBytes+4096)}
+// writeRows is WriteCollection over rows, with m mapping them, in a
+// buffer of bufs (nil: a new one).
+func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[row], m mapper, bufs *bufferPool) error {
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), buf: bufs.get()}
+	defer func() { bufs.put(sw.buf) }()
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	var md *markdownTable
@@ -326,7 +609,7 @@ func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[ro
 		}
 		switch {
 		case q.NDJSON:
-			sw.buf = m.appendRow(sw.buf, rw, false, 0)
+			sw.buf = m.appendTableRow(sw.buf, rw, false, 0)
 			sw.buf = append(sw.buf, '\n')
 		case md != nil:
 			sw.buf = md.appendRow(sw.buf, m, rw.obj)
@@ -335,10 +618,10 @@ func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[ro
 				sw.buf = append(sw.buf, ',')
 			}
 			sw.buf = append(sw.buf, '\n', ' ', ' ')
-			sw.buf = m.appendRow(sw.buf, rw, true, 1)
+			sw.buf = m.appendTableRow(sw.buf, rw, true, 1)
 		}
 		n++
-		if len(sw.buf) >= flushBytes {
+		if len(sw.buf) >= flushBytes && (sw.sent || len(sw.buf) >= wholeBytes) {
 			if err := sw.flush(); err != nil {
 				return err
 			}
@@ -361,7 +644,7 @@ func writeRows(w http.ResponseWriter, r *http.Request, q Query, rows iter.Seq[ro
 		}
 		sw.buf = append(sw.buf, ']')
 	}
-	return sw.flush()
+	return sw.finish()
 }
 
 // WriteObject answers one object as pretty JSON (XO's 2 spaces): the
@@ -383,19 +666,48 @@ func WriteObject(w http.ResponseWriter, fields *Fields, obj map[string]any, href
 
 // streamWriter sends a byte buffer to the client in chunks.
 type streamWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf []byte
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	buf  []byte
+	sent bool // something was sent
 }
 
-// flush sends the buffer and flushes the connection.
+// flush sends the buffer, in chunks of at most flushBytes, flushing the
+// connection after each.
 func (s *streamWriter) flush() error {
-	if len(s.buf) > 0 {
-		if _, err := s.w.Write(s.buf); err != nil {
+	for chunk := range slices.Chunk(s.buf, flushBytes) {
+		if _, err := s.w.Write(chunk); err != nil {
 			return fmt.Errorf("writing response: %w", err)
 		}
-		s.buf = s.buf[:0]
+		if err := s.flushConn(); err != nil {
+			return err
+		}
 	}
+	if len(s.buf) == 0 {
+		if err := s.flushConn(); err != nil {
+			return err
+		}
+	}
+	s.buf, s.sent = s.buf[:0], true
+	return nil
+}
+
+// finish sends what is left: when nothing was sent yet, the whole answer
+// in one write, with its Content-Length.
+func (s *streamWriter) finish() error {
+	if s.sent {
+		return s.flush()
+	}
+	s.w.Header().Set("Content-Length", strconv.Itoa(len(s.buf)))
+	if _, err := s.w.Write(s.buf); err != nil {
+		return fmt.Errorf("writing response: %w", err)
+	}
+	s.buf, s.sent = s.buf[:0], true
+	return nil
+}
+
+// flushConn flushes the connection.
+func (s *streamWriter) flushConn() error {
 	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("flushing response: %w", err)
 	}

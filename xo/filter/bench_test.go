@@ -29,6 +29,7 @@ var benchFilters = []struct{ name, filter string }{
 	{"truthy-comparison", "auto_poweron? memory:size:>4e9 snapshots:length:>=2"},
 	{"or-not", `|(power_state:Paused tags:"xo:no-bak") !name_label:test`},
 	{"deep-miss", "nonexistent_value_xyz"},
+	{"make-bench", "power_state:Running !name_label:/^vm1/ CPUs:number:>=1"}, // the rest section of `make bench`
 }
 
 // benchVMs builds deterministic VM objects shaped like XO's (reference §B.1),

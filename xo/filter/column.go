@@ -35,6 +35,9 @@ type Column struct {
 	// unreachable, inString{} when the value is strs[i].
 	vals []any
 	strs []string // string values, all in one block of memory
+	// nums, when not nil, holds the float64 values again, densely, for
+	// comparisons to read without following vals' pointers.
+	nums []float64
 	// codes, when not nil, numbers the string values: strs[i] is
 	// dict[codes[i]] (codes[i] is noCode for other values). Columns with
 	// few distinct strings are encoded so, for Matcher to match each
@@ -69,6 +72,12 @@ func NewColumn(path Path, objects []map[string]any) *Column {
 		s, isString := v.(string)
 		if !isString {
 			c.vals[i] = v
+			if f, isNumber := v.(float64); isNumber {
+				if c.nums == nil {
+					c.nums = make([]float64, len(objects))
+				}
+				c.nums[i] = f
+			}
 			if c.codes != nil {
 				c.codes[i] = noCode
 			}
@@ -165,6 +174,8 @@ type Plan struct {
 // step is one node of a Plan, matching row i of a table.
 type step interface {
 	match(m *Matcher, i int, obj any) bool
+	// keep returns the rows of rows (ascending) it matches, in place.
+	keep(m *Matcher, rows []int32, objs []map[string]any) []int32
 }
 
 // NewPlan prepares n for Matcher.
@@ -197,6 +208,21 @@ func (p *Plan) Matcher(cols []*Column) *Matcher {
 // the table. It panics if the columns do not fit.
 func (m *Matcher) Match(i int, obj map[string]any) bool {
 	return m.plan.root.match(m, i, obj)
+}
+
+// Rows appends to rows the indexes of the objects of the table that the
+// filter matches, in ascending order, and returns the extended slice;
+// objs are the table's objects. It matches what Match matches, but the
+// terms of an And one after the other, each over the rows the terms
+// before it kept, in a loop of its own (no dynamic call per row and
+// term).
+func (m *Matcher) Rows(objs []map[string]any, rows []int32) []int32 {
+	start := len(rows)
+	for i := range objs {
+		rows = append(rows, int32(i))
+	}
+	kept := m.plan.root.keep(m, rows[start:], objs)
+	return rows[:start+len(kept)]
 }
 
 // column returns the index of the column for path, adding it if needed.
@@ -243,6 +269,9 @@ func (p *Plan) bind(n Node) step {
 			return truthyStep{col: p.column(append(path, t.Name))}
 		}
 		p.memos++
+		if cmp, isComparison := child.(*Comparison); isComparison {
+			return compareStep{col: p.column(path), cmp: cmp, memo: p.memos - 1}
+		}
 		return propertyStep{col: p.column(path), child: child, memo: p.memos - 1}
 	case *TruthyProperty:
 		return truthyStep{col: p.column(Path{n.Name})}
@@ -261,6 +290,16 @@ func (s andStep) match(m *Matcher, i int, obj any) bool {
 	return true
 }
 
+func (s andStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
+	for _, c := range s {
+		if len(rows) == 0 {
+			break
+		}
+		rows = c.keep(m, rows, objs)
+	}
+	return rows
+}
+
 type orStep []step
 
 func (s orStep) match(m *Matcher, i int, obj any) bool {
@@ -272,9 +311,29 @@ func (s orStep) match(m *Matcher, i int, obj any) bool {
 	return false
 }
 
+func (s orStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), objs[i]) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 type notStep struct{ child step }
 
 func (s notStep) match(m *Matcher, i int, obj any) bool { return !s.child.match(m, i, obj) }
+
+func (s notStep) keep(m *Matcher, rows []int32, objs []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if !s.child.match(m, int(i), objs[i]) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
 
 // propertyStep is a chain of Property terms with the value at its path
 // read from a column (the objects are maps, so the outer "value != null"
@@ -312,6 +371,42 @@ func (s propertyStep) match(m *Matcher, i int, _ any) bool {
 	}
 }
 
+func (s propertyStep) keep(m *Matcher, rows []int32, _ []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), nil) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// compareStep is a propertyStep whose child is a Comparison: numbers are
+// compared straight from the column's dense copy of them.
+type compareStep struct {
+	col  int
+	cmp  *Comparison
+	memo int // index in Matcher.memo
+}
+
+func (s compareStep) match(m *Matcher, i int, obj any) bool {
+	c := m.cols[s.col]
+	if _, isNumber := c.vals[i].(float64); isNumber {
+		return s.cmp.compare(c.nums[i])
+	}
+	return propertyStep{col: s.col, child: s.cmp, memo: s.memo}.match(m, i, obj)
+}
+
+func (s compareStep) keep(m *Matcher, rows []int32, _ []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), nil) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // truthyStep is a chain of Property terms ending with a TruthyProperty,
 // with the value read from a column.
 type truthyStep struct{ col int }
@@ -328,10 +423,30 @@ func (s truthyStep) match(m *Matcher, i int, _ any) bool {
 	}
 }
 
+func (s truthyStep) keep(m *Matcher, rows []int32, _ []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.match(m, int(i), nil) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // nodeStep matches the whole object.
 type nodeStep struct{ n Node }
 
 func (s nodeStep) match(_ *Matcher, _ int, obj any) bool { return s.n.Match(obj) }
+
+func (s nodeStep) keep(_ *Matcher, rows []int32, objs []map[string]any) []int32 {
+	out := rows[:0]
+	for _, i := range rows {
+		if s.n.Match(objs[i]) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
 
 // matchString is n.Match(s) without boxing s for the nodes that match
 // strings themselves.

@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -45,6 +46,7 @@ func TestPlanDifferential(t *testing.T) {
 		objs, cols := tableOf(plan, objects)
 		m := plan.Matcher(cols)
 		row := 0
+		var wantRows []int32
 		for j, o := range objects {
 			if _, ok := o.(map[string]any); !ok {
 				continue
@@ -52,7 +54,15 @@ func TestPlanDifferential(t *testing.T) {
 			if got := m.Match(row, objs[row]); got != want.Matches[j] {
 				t.Errorf("NewPlan(%q) Match(object %d) = %v, want %v (columns %v)", filters[i], j, got, want.Matches[j], plan.Paths())
 			}
+			if want.Matches[j] {
+				wantRows = append(wantRows, int32(row))
+			}
 			row++
+		}
+		// Rows, with rows already in its slice, which it must keep.
+		got := plan.Matcher(cols).Rows(objs, []int32{-1})
+		if !slices.Equal(got[1:], wantRows) || got[0] != -1 {
+			t.Errorf("NewPlan(%q) Rows = %v, want [-1] + %v", filters[i], got, wantRows)
 		}
 		checked++
 	}
@@ -175,17 +185,27 @@ func FuzzPlan(f *testing.F) {
 		plan := NewPlan(n)
 		objs, cols := tableOf(plan, objects)
 		m := plan.Matcher(cols)
+		var want []int32
 		for i, o := range objs {
-			if got, want := m.Match(i, o), n.Match(o); got != want {
-				t.Fatalf("NewPlan(%q) Match(%v) = %v, Node.Match = %v", s, o, got, want)
+			got, match := m.Match(i, o), n.Match(o)
+			if got != match {
+				t.Fatalf("NewPlan(%q) Match(%v) = %v, Node.Match = %v", s, o, got, match)
 			}
+			if match {
+				want = append(want, int32(i))
+			}
+		}
+		if got := plan.Matcher(cols).Rows(objs, nil); !slices.Equal(got, want) {
+			t.Fatalf("NewPlan(%q) Rows = %v, Node.Match matches %v", s, got, want)
 		}
 	})
 }
 
 // BenchmarkPlan runs the filters of BenchmarkMatch as Plans over columns
-// built beforehand (as xo caches them): ns/op is one ?filter= over a large
-// pool, to compare with BenchmarkMatch.
+// built beforehand (as xo caches them), a row at a time (Matcher.Match)
+// and a step at a time (Matcher.Rows): ns/op is one ?filter= over a large
+// pool, to compare with BenchmarkMatch. cpu-ns/op is the process's CPU
+// time, which machine load inflates much less.
 func BenchmarkPlan(b *testing.B) {
 	vms := benchVMs(benchVMCount)
 	for _, bf := range benchFilters {
@@ -195,9 +215,11 @@ func BenchmarkPlan(b *testing.B) {
 		}
 		plan := NewPlan(n)
 		objs, cols := tableOf(plan, vms)
-		b.Run(bf.name, func(b *testing.B) {
+		want := countMatches(n, vms)
+		b.Run(bf.name+"/Match", func(b *testing.B) {
 			b.ReportAllocs()
 			matches := 0
+			cpu := processCPUTime()
 			for b.Loop() {
 				matches = 0
 				m := plan.Matcher(cols)
@@ -207,10 +229,22 @@ func BenchmarkPlan(b *testing.B) {
 					}
 				}
 			}
-			if want := countMatches(n, vms); matches != want {
+			b.ReportMetric(float64(processCPUTime()-cpu)/float64(b.N), "cpu-ns/op")
+			if matches != want {
 				b.Fatalf("%d matches, Match finds %d", matches, want)
 			}
-			b.ReportMetric(float64(matches), "matches")
+		})
+		b.Run(bf.name+"/Rows", func(b *testing.B) {
+			b.ReportAllocs()
+			var rows []int32
+			cpu := processCPUTime()
+			for b.Loop() {
+				rows = plan.Matcher(cols).Rows(objs, rows[:0])
+			}
+			b.ReportMetric(float64(processCPUTime()-cpu)/float64(b.N), "cpu-ns/op")
+			if len(rows) != want {
+				b.Fatalf("%d rows, Match finds %d", len(rows), want)
+			}
 		})
 	}
 }

@@ -26,6 +26,8 @@ var classRegistrars = []func(*Simulator){
 	registerBond,
 	registerMessage,
 	registerPlugin,
+	registerRRD,
+	registerHostFiles,
 	registerDataPlane, // last: wraps the VDI/VM copy and destroy calls (vdidata.go)
 }
 

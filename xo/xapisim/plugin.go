@@ -40,6 +40,7 @@ type pluginFunc func(c *Call, tx *Tx, host string, args map[string]string) (stri
 var plugins = map[string]map[string]pluginFunc{
 	"trim":              {"do_trim": trimDoTrim},
 	"hyperthreading.py": {"get_hyperthreading": getHyperthreading},
+	"updater.py":        {"check_update": updaterCheckUpdate}, // hostmisc.go
 }
 
 // registerPlugin registers host.call_plugin.
