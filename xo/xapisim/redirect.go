@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
@@ -145,7 +147,7 @@ func (s *Simulator) StartHost(host, addr string, useTLS bool) (*HostEndpoint, er
 		scheme = "https"
 	}
 	e.URL = scheme + "://" + net.JoinHostPort(ip, port) + "/"
-	e.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	e.srv = &http.Server{ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch trimSlash(r.URL.Path) {
 		case "/export", "/import", "/export_raw_vdi", "/import_raw_vdi":
 			e.served.Add(1)
