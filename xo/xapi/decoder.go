@@ -44,12 +44,13 @@ type decoder struct {
 	depth    int
 	text     []byte // scratch copy of scalar text
 	types    map[reflect.Type]*structInfo
-	mem      arena          // batched string storage
-	styp     unsafe.Pointer // type word of a string in an interface
-	atyp     unsafe.Pointer // type word of a []any in an interface
-	stack    []any          // elements of the arrays being decoded
-	strstack []string       // elements of the typed string arrays being decoded
-	sizes    map[string]int // last size of a struct by member name, to presize maps
+	mem      arena             // batched string storage
+	styp     unsafe.Pointer    // type word of a string in an interface
+	atyp     unsafe.Pointer    // type word of a []any in an interface
+	stack    []any             // elements of the arrays being decoded
+	strstack []string          // elements of the typed string arrays being decoded
+	sizes    map[string]int    // last size of a struct by member name, to presize maps
+	shapes   map[string]*shape // JSON objects' predicted members by member name (jsondecode.go)
 }
 
 // recordHint is the sizes key shared by the records of a records map.
@@ -62,13 +63,14 @@ const (
 
 func newDecoder(r io.Reader) *decoder {
 	return &decoder{
-		s:     newScanner(r),
-		keys:  make(map[string]string, 256),
-		vals:  make(map[string]any, 256),
-		strs:  make(map[string]string, 256),
-		styp:  stringType(),
-		atyp:  anysType(),
-		sizes: make(map[string]int, 64),
+		s:      newScanner(r),
+		keys:   make(map[string]string, 256),
+		vals:   make(map[string]any, 256),
+		strs:   make(map[string]string, 256),
+		styp:   stringType(),
+		atyp:   anysType(),
+		sizes:  make(map[string]int, 64),
+		shapes: make(map[string]*shape, 64),
 	}
 }
 

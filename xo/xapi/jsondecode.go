@@ -1,8 +1,10 @@
 package xapi
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"reflect"
 	"strconv"
 	"strings"
@@ -296,27 +298,187 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 	}
 	defer func() { d.depth-- }()
 	if isRef(hint) {
-		hint = recordHint // the records of a records map share one size
+		hint = recordHint // the records of a records map share one shape
 	}
-	m := make(map[string]any, d.sizes[hint])
+	sh := d.shapeOf(hint)
+	m := make(map[string]any, sh.size)
+	s := d.s
+	n := 0 // members so far
 	for first := true; ; first = false {
-		name, ok, err := d.jsonMember(first, true)
+		c, err := d.jsonPeek()
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if c == '}' {
+			s.pos++
 			break
 		}
-		v, err := d.jsonAny(name)
+		if !first {
+			if c != ',' {
+				return nil, s.errSyntax("expected ',' or '}' in object, found %q", c)
+			}
+			s.pos++
+			if c, err = d.jsonPeek(); err != nil {
+				return nil, err
+			}
+		}
+		if c != '"' {
+			return nil, s.errSyntax("expected a member name, found %q", c)
+		}
+		name, err := d.jsonShapedName(sh, n)
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.jsonShapedValue(name, sh, n)
 		if err != nil {
 			return nil, err
 		}
 		m[name] = v
+		n++
 	}
-	if len(d.sizes) < maxInterned {
-		d.sizes[hint] = len(m)
-	}
+	sh.size = n
 	return m, nil
+}
+
+// shape predicts the members of the objects decoded under one hint (the
+// member name they belong to): the 10,000 records of a get_all_records
+// list the same names in the same order, and many fields have the same
+// value in most records. A prediction is only ever a candidate: it is
+// used when the input bytes are exactly its JSON text, so a wrong one
+// costs a comparison and never changes a result.
+type shape struct {
+	size  int    // members of the last object, to presize maps
+	slots []slot // by member position
+}
+
+// slot predicts the member at one position of a shape.
+type slot struct {
+	key    string // member name, ASCII without escapes ("" for none)
+	val    any    // last scalar value, a boxed string; nil for none
+	text   string // val's JSON text without the quotes of a string
+	quoted bool   // the text was a string (else an integer number)
+}
+
+const maxSlots = 1024 // bound on the predicted members of a shape
+
+// shapeOf returns the shape of hint, creating it while the table has room
+// (past that, a shared scratch shape).
+func (d *decoder) shapeOf(hint string) *shape {
+	if sh, ok := d.shapes[hint]; ok {
+		return sh
+	}
+	sh := &shape{}
+	if len(d.shapes) < maxInterned {
+		d.shapes[hint] = sh
+	}
+	return sh
+}
+
+// jsonShapedName reads a member name at pos (on its opening quote) and the
+// ':' after it, matching the name predicted at position n of sh first.
+// Names are interned unless they look like refs.
+func (d *decoder) jsonShapedName(sh *shape, n int) (string, error) {
+	s := d.s
+	var name string
+	if n < len(sh.slots) {
+		k := sh.slots[n].key
+		if e := s.pos + 1 + len(k); k != "" && e < s.end && s.buf[e] == '"' && string(s.buf[s.pos+1:e]) == k {
+			s.pos = e + 1
+			name = k
+		}
+	}
+	if name == "" {
+		b, slow, err := d.jsonStringSlow()
+		if err != nil {
+			return "", err
+		}
+		ref := isRefBytes(b)
+		if ref {
+			name = d.mem.string(b)
+		} else {
+			name = d.key(b)
+		}
+		if !slow && !ref && n < maxSlots {
+			if n < len(sh.slots) {
+				sh.slots[n] = slot{key: name}
+			} else if n == len(sh.slots) {
+				sh.slots = append(sh.slots, slot{key: name})
+			}
+		}
+	}
+	if s.pos < s.end && s.buf[s.pos] == ':' {
+		s.pos++
+		return name, nil
+	}
+	c, err := d.jsonPeek()
+	if err != nil {
+		return "", err
+	}
+	if c != ':' {
+		return "", s.errSyntax("expected ':' after a member name, found %q", c)
+	}
+	s.pos++
+	return name, nil
+}
+
+// jsonShapedValue decodes the value of member name at position n of sh,
+// matching the value predicted there first.
+func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
+	c, err := d.jsonPeek()
+	if err != nil {
+		return nil, err
+	}
+	s := d.s
+	var sl *slot
+	if n < len(sh.slots) && sh.slots[n].key == name {
+		sl = &sh.slots[n]
+		if t := sl.text; sl.val != nil {
+			if sl.quoted {
+				if e := s.pos + 1 + len(t); c == '"' && e < s.end && s.buf[e] == '"' && string(s.buf[s.pos+1:e]) == t {
+					s.pos = e + 1
+					return sl.val, nil
+				}
+			} else if e := s.pos + len(t); e < s.end && jsonDelim(s.buf[e]) && string(s.buf[s.pos:e]) == t {
+				s.pos = e
+				return sl.val, nil
+			}
+		}
+	}
+	switch {
+	case c == '"':
+		b, slow, err := d.jsonStringSlow()
+		if err != nil {
+			return nil, err
+		}
+		v := d.boxed(b)
+		if sl != nil && !slow {
+			*sl = slot{key: sl.key, val: v, text: v.(string), quoted: true}
+		}
+		return v, nil
+	case c == '-' || c >= '0' && c <= '9':
+		b, integer, err := d.jsonNumber()
+		if err != nil {
+			return nil, err
+		}
+		if !integer {
+			f, err := strconv.ParseFloat(string(b), 64)
+			if err != nil {
+				return nil, s.errSyntax("number %s out of range", b)
+			}
+			return f, nil
+		}
+		v := d.boxed(b)
+		if sl != nil {
+			*sl = slot{key: sl.key, val: v, text: v.(string)}
+		}
+		return v, nil
+	}
+	return d.jsonAny(name)
+}
+
+// jsonDelim reports whether c may follow a value inside an object or array.
+func jsonDelim(c byte) bool {
+	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t'
 }
 
 func (d *decoder) jsonArray() (any, error) {
@@ -360,34 +522,67 @@ func (d *decoder) jsonArray() (any, error) {
 // decoded bytes, valid until the next call on the decoder. Like
 // encoding/json, invalid UTF-8 and lone surrogates become U+FFFD.
 func (d *decoder) jsonString() ([]byte, error) {
+	b, _, err := d.jsonStringSlow()
+	return b, err
+}
+
+// SWAR constants: a byte repeated in every lane of a word, and the lanes'
+// high bits.
+const (
+	lanes1 = 0x0101010101010101
+	lanes8 = 0x8080808080808080
+)
+
+// jsonStringSlow is jsonString that also reports whether the string needed
+// decoding (escapes or non-ASCII bytes); when not, its bytes are exactly
+// the JSON text between the quotes.
+func (d *decoder) jsonStringSlow() ([]byte, bool, error) {
 	s := d.s
 	i := 1 // offset from s.pos; fill keeps buf[pos:], so offsets survive refills
 	slow := false
 	for {
-		for s.pos+i < s.end {
-			c := s.buf[s.pos+i]
-			switch {
-			case c == '"':
-				raw := s.buf[s.pos+1 : s.pos+i]
-				s.pos += i + 1
-				if !slow {
-					return raw, nil
-				}
-				return d.unquote(raw)
-			case c == '\\':
-				slow = true
-				i += 2
+		// eight bytes at a time while none is a quote, a backslash, a
+		// control or a non-ASCII byte (borrows only flag lanes above the
+		// first flagged one, so the lowest flag is exact)
+		for s.pos+i+8 <= s.end {
+			x := binary.LittleEndian.Uint64(s.buf[s.pos+i:])
+			q := x ^ (lanes1 * '"')
+			b := x ^ (lanes1 * '\\')
+			mask := ((q - lanes1) &^ q) | ((b - lanes1) &^ b) | (x - lanes1*0x20) | x
+			mask &= lanes8
+			if mask == 0 {
+				i += 8
 				continue
-			case c < 0x20:
-				s.pos += i
-				return nil, s.errSyntax("control character %#x in string", c)
-			case c >= utf8.RuneSelf:
-				slow = true
 			}
-			i++
+			i += bits.TrailingZeros64(mask) >> 3
+			break
 		}
-		if !s.fill() {
-			return nil, s.readErr()
+		if s.pos+i >= s.end {
+			if !s.fill() {
+				return nil, false, s.readErr()
+			}
+			continue
+		}
+		switch c := s.buf[s.pos+i]; {
+		case c == '"':
+			raw := s.buf[s.pos+1 : s.pos+i]
+			s.pos += i + 1
+			if !slow {
+				return raw, false, nil
+			}
+			b, err := d.unquote(raw)
+			return b, true, err
+		case c == '\\':
+			slow = true
+			i += 2
+		case c < 0x20:
+			s.pos += i
+			return nil, false, s.errSyntax("control character %#x in string", c)
+		case c >= utf8.RuneSelf:
+			slow = true
+			i++
+		default: // the last bytes of the buffer
+			i++
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -167,7 +168,9 @@ func FuzzDecodeJSONResponse(f *testing.F) {
 // not fit a float64.
 func FuzzJSONAgainstEncodingJSON(f *testing.F) {
 	for _, s := range []string{`"x"`, `0`, `-0.5e10`, `[1,"2",true,null,{}]`, `{"a":{"b":[[]]},"a":1}`,
-		`"\u00e9\ud800\udc00\ud800x"`, "\"\xff\xfe\"", `{"OpaqueRef:1":{"k":"v"}}`, `1e400`, ` [ ] `, `"a\u0000"`} {
+		`"\u00e9\ud800\udc00\ud800x"`, "\"\xff\xfe\"", `{"OpaqueRef:1":{"k":"v"}}`, `1e400`, ` [ ] `, `"a\u0000"`,
+		`[{"a":"x","b":12},{"a":"x","b":123},{"a":"x" ,"b":12e1}]`, `[{"a":"x"},{"a":"x\"},{"a\u0041":1}]`,
+		`{"OpaqueRef:1":{"k":"v","n":1},"OpaqueRef:2":{"k":"v","n":1},"OpaqueRef:3":{"n":1,"k":"v"}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -205,6 +208,57 @@ func FuzzJSONAgainstEncodingJSON(f *testing.F) {
 			t.Fatalf("values differ:\nours          %#v\nencoding/json %#v", got, want)
 		}
 	})
+}
+
+// TestJSONShapes checks the member predictions of repeated objects
+// (jsondecode.go, shape): a prediction that almost matches must never be
+// taken, so each case decodes like encoding/json does.
+func TestJSONShapes(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{name: "same records", in: `[{"a":"x","b":12,"c":true},{"a":"x","b":12,"c":false}]`},
+		{name: "longer number", in: `[{"b":12},{"b":123},{"b":12.5},{"b":12e1},{"b":-12},{"b":12}]`},
+		{name: "number then string", in: `[{"b":12},{"b":"12"},{"b":12},{"b":"12x"}]`},
+		{name: "prefix string", in: `[{"a":"ab"},{"a":"a"},{"a":"abc"},{"a":"ab\"c"},{"a":"ab"}]`},
+		{name: "escaped twin", in: `[{"a":"x"},{"a":"\u0078"},{"\u0061":"y"},{"a":"\u00e9"},{"a":"\u00e9"}]`},
+		{name: "prefix name", in: `[{"ab":1,"c":2},{"a":1,"c":2},{"abc":1,"c":2},{"c":2,"ab":1}]`},
+		{name: "fewer and more members", in: `[{"a":1,"b":2,"c":3},{"a":1},{},{"a":1,"b":2,"c":3,"d":4}]`},
+		{name: "duplicate members", in: `[{"a":1,"a":2},{"a":1,"a":2},{"a":2,"a":1}]`},
+		{name: "value becomes object", in: `[{"a":"x"},{"a":{"a":"x"}},{"a":["x"]},{"a":null},{"a":"x"}]`},
+		{name: "nested same name", in: `{"a":{"a":{"a":"x","b":1},"b":1},"b":{"a":"x","b":2}}`},
+		{name: "spaces", in: "[{\"a\" : \"x\" , \"b\" : 1 },{\"a\":\"x\",\"b\":1\n},{\"a\":\"x\"\t,\"b\":1}]"},
+		{name: "records map", in: `{"OpaqueRef:1":{"k":"v","n":1},"OpaqueRef:2":{"k":"v","n":1},"OpaqueRef:3":{"k":"w","n":10}}`},
+		{name: "empty strings", in: `[{"a":""},{"a":""},{"a":"\""},{"a":""}]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := `{"jsonrpc":"2.0","result":` + tt.in + `,"id":0}`
+			dec := json.NewDecoder(strings.NewReader(tt.in))
+			dec.UseNumber()
+			var ref any
+			if err := dec.Decode(&ref); err != nil {
+				t.Fatal(err)
+			}
+			want, err := fromReference(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []struct {
+				name string
+				r    io.Reader
+			}{{"whole", strings.NewReader(doc)}, {"bytes", iotest.OneByteReader(strings.NewReader(doc))}} {
+				got, err := DecodeJSONResponse(r.r, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", r.name, err)
+				}
+				if !equalDecoded(got, want) {
+					t.Errorf("%s:\ngot  %#v\nwant %#v", r.name, got, want)
+				}
+			}
+		})
+	}
 }
 
 // fromReference maps encoding/json's UseNumber form to this package's
