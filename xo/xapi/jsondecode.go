@@ -175,6 +175,16 @@ func (d *decoder) jsonSpace() error {
 	}
 }
 
+// jsonNext returns the next byte without consuming it when it is no
+// whitespace and already buffered, else 0 (then the caller uses jsonPeek).
+// It is inlined where every value pays for it.
+func (d *decoder) jsonNext() byte {
+	if s := d.s; s.pos < s.end {
+		return s.buf[s.pos]
+	}
+	return 0
+}
+
 // jsonPeek skips whitespace and returns the next byte without consuming it.
 func (d *decoder) jsonPeek() (byte, error) {
 	if err := d.jsonSpace(); err != nil {
@@ -239,9 +249,12 @@ func isRef(s string) bool { return len(s) > 10 && s[:10] == "OpaqueRef:" }
 // jsonAny decodes the next value. name is the member it belongs to, used
 // to presize objects from the previous object of the same name.
 func (d *decoder) jsonAny(name string) (any, error) {
-	c, err := d.jsonPeek()
-	if err != nil {
-		return nil, err
+	c := d.jsonNext()
+	if c <= ' ' {
+		var err error
+		if c, err = d.jsonPeek(); err != nil {
+			return nil, err
+		}
 	}
 	s := d.s
 	switch {
@@ -305,9 +318,12 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 	s := d.s
 	n := 0 // members so far
 	for first := true; ; first = false {
-		c, err := d.jsonPeek()
-		if err != nil {
-			return nil, err
+		c := d.jsonNext()
+		if c <= ' ' {
+			var err error
+			if c, err = d.jsonPeek(); err != nil {
+				return nil, err
+			}
 		}
 		if c == '}' {
 			s.pos++
@@ -318,8 +334,11 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 				return nil, s.errSyntax("expected ',' or '}' in object, found %q", c)
 			}
 			s.pos++
-			if c, err = d.jsonPeek(); err != nil {
-				return nil, err
+			if c = d.jsonNext(); c <= ' ' {
+				var err error
+				if c, err = d.jsonPeek(); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if c != '"' {
@@ -357,7 +376,13 @@ type slot struct {
 	val    any    // last scalar value, a boxed string; nil for none
 	text   string // val's JSON text without the quotes of a string
 	quoted bool   // the text was a string (else an integer number)
+	misses uint8  // recent wrong predictions, more than hits
 }
+
+// volatile is the misses count from which a slot's values are taken to be
+// unique (uuids, names, sizes): they are no longer interned, which would
+// cost a lookup and fill the intern table for nothing.
+const volatile = 4
 
 const maxSlots = 1024 // bound on the predicted members of a shape
 
@@ -424,9 +449,12 @@ func (d *decoder) jsonShapedName(sh *shape, n int) (string, error) {
 // jsonShapedValue decodes the value of member name at position n of sh,
 // matching the value predicted there first.
 func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
-	c, err := d.jsonPeek()
-	if err != nil {
-		return nil, err
+	c := d.jsonNext()
+	if c <= ' ' {
+		var err error
+		if c, err = d.jsonPeek(); err != nil {
+			return nil, err
+		}
 	}
 	s := d.s
 	var sl *slot
@@ -436,10 +464,16 @@ func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
 			if sl.quoted {
 				if e := s.pos + 1 + len(t); c == '"' && e < s.end && s.buf[e] == '"' && string(s.buf[s.pos+1:e]) == t {
 					s.pos = e + 1
+					if sl.misses > 0 {
+						sl.misses--
+					}
 					return sl.val, nil
 				}
 			} else if e := s.pos + len(t); e < s.end && jsonDelim(s.buf[e]) && string(s.buf[s.pos:e]) == t {
 				s.pos = e
+				if sl.misses > 0 {
+					sl.misses--
+				}
 				return sl.val, nil
 			}
 		}
@@ -450,11 +484,10 @@ func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		v := d.boxed(b)
-		if sl != nil && !slow {
-			*sl = slot{key: sl.key, val: v, text: v.(string), quoted: true}
+		if sl == nil || slow {
+			return d.boxed(b), nil
 		}
-		return v, nil
+		return d.slotValue(sl, b, true), nil
 	case c == '-' || c >= '0' && c <= '9':
 		b, integer, err := d.jsonNumber()
 		if err != nil {
@@ -467,13 +500,29 @@ func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
 			}
 			return f, nil
 		}
-		v := d.boxed(b)
-		if sl != nil {
-			*sl = slot{key: sl.key, val: v, text: v.(string)}
+		if sl == nil {
+			return d.boxed(b), nil
 		}
-		return v, nil
+		return d.slotValue(sl, b, false), nil
 	}
 	return d.jsonAny(name)
+}
+
+// slotValue boxes the string or integer text b, which sl did not predict,
+// and makes it sl's prediction.
+func (d *decoder) slotValue(sl *slot, b []byte, quoted bool) any {
+	misses := sl.misses
+	if sl.val != nil && misses < 255 {
+		misses++
+	}
+	var v any
+	if misses >= volatile && len(b) > 0 {
+		v = d.mem.box(d.mem.string(b), d.styp)
+	} else {
+		v = d.boxed(b)
+	}
+	*sl = slot{key: sl.key, val: v, text: v.(string), quoted: quoted, misses: misses}
+	return v
 }
 
 // jsonDelim reports whether c may follow a value inside an object or array.
@@ -493,9 +542,12 @@ func (d *decoder) jsonArray() (any, error) {
 	}()
 	s := d.s
 	for first := true; ; first = false {
-		c, err := d.jsonPeek()
-		if err != nil {
-			return nil, err
+		c := d.jsonNext()
+		if c <= ' ' {
+			var err error
+			if c, err = d.jsonPeek(); err != nil {
+				return nil, err
+			}
 		}
 		if c == ']' {
 			s.pos++
