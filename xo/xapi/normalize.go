@@ -94,13 +94,28 @@ func (schema) value(t reflect.Type, x any) any {
 
 // record converts the fields of one record of class in place.
 func (s schema) record(class string, x any) {
+	recordFields(s[strings.ToLower(class)], x)
+}
+
+// recordFields converts the given fields of one record in place. A value
+// that stays the same (a map or slice converted in place, a string that
+// is no number or datetime) is not stored again.
+func recordFields(fields map[string]reflect.Type, x any) {
 	rec, ok := x.(map[string]any)
-	if !ok {
+	if !ok || len(fields) == 0 {
 		return
 	}
-	for name, t := range s[strings.ToLower(class)] {
-		if y, ok := rec[name]; ok {
-			rec[name] = s.value(t, y)
+	for name, t := range fields {
+		y, ok := rec[name]
+		if !ok {
+			continue
+		}
+		if _, str := y.(string); !str {
+			schema(nil).value(t, y) // maps and slices convert in place
+			continue
+		}
+		if z := schema(nil).value(t, y); z != y {
+			rec[name] = z // a float64 or time.Time from the string
 		}
 	}
 }
@@ -140,11 +155,11 @@ func (s schema) result(method string, v any) any {
 	case op == "get_all_records" || op == "get_all_records_where":
 		if m, ok := v.(map[string]any); ok {
 			for _, rec := range m {
-				s.record(class, rec)
+				recordFields(fields, rec)
 			}
 		}
 	case op == "get_record":
-		s.record(class, v)
+		recordFields(fields, v)
 	case strings.HasPrefix(op, "get_"):
 		if t, ok := fields[op[len("get_"):]]; ok {
 			return s.value(t, v)
