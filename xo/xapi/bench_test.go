@@ -191,6 +191,23 @@ func BenchmarkDecodeVM10k(b *testing.B) {
 			}
 		}
 	})
+	// the generic records as the Client gets them: converted with the
+	// schema after decoding (what jsonRoundTrip does), or while decoding
+	for _, inline := range []bool{false, true} {
+		name := "json-records"
+		if inline {
+			name += "-inline"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(jsonBody)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := xapi.DecodeJSONRecords(bytes.NewReader(jsonBody), "VM.get_all_records", inline); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	// encoding/json into `any`, the reference for the JSON decoder
 	b.Run("encoding-json-any", func(b *testing.B) {
 		b.SetBytes(int64(len(jsonBody)))

@@ -51,6 +51,11 @@ type decoder struct {
 	strstack []string          // elements of the typed string arrays being decoded
 	sizes    map[string]int    // last size of a struct by member name, to presize maps
 	shapes   map[string]*shape // JSON objects' predicted members by member name (jsondecode.go)
+
+	// records conversion of decodeJSONResultFor
+	recFields   map[string]reflect.Type // the fields to convert, nil for none
+	recordsNext bool                    // the next object is the records map
+	recordNext  bool                    // the next object is a record
 }
 
 // recordHint is the sizes key shared by the records of a records map.

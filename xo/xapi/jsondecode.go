@@ -67,9 +67,23 @@ func assignOut(out any, v any) error {
 
 // decodeJSONResult decodes a whole JSON-RPC response into its generic
 // result, or the *Error it carries.
-func decodeJSONResult(r io.Reader) (any, error) {
+func decodeJSONResult(r io.Reader) (any, error) { return decodeJSONResultFor(r, nil, "") }
+
+// decodeJSONResultFor is decodeJSONResult followed by sc.result(method, …)
+// (normalize.go), with the same result. The records of get_all_records and
+// get_all_records_where are converted while they are decoded (and a value
+// repeated from the previous record is converted once), rather than
+// looked up again in maps that have left the CPU caches by then.
+func decodeJSONResultFor(r io.Reader, sc schema, method string) (any, error) {
 	d := newDecoder(r)
 	s := d.s
+	inline := false // records converted while decoded
+	if dot := strings.LastIndexByte(method, '.'); sc != nil && dot >= 0 {
+		if op := method[dot+1:]; op == "get_all_records" || op == "get_all_records_where" {
+			d.recFields = sc[strings.ToLower(method[:dot])]
+			inline = true
+		}
+	}
 	if err := d.jsonSpace(); err != nil {
 		return nil, err
 	}
@@ -94,6 +108,13 @@ func decodeJSONResult(r io.Reader) (any, error) {
 		}
 		switch key {
 		case "result":
+			if d.recFields != nil {
+				c, err := d.jsonPeek()
+				if err != nil {
+					return nil, err
+				}
+				d.recordsNext = c == '{'
+			}
 			result, err = d.jsonAny("result")
 			hasResult = true
 		case "error":
@@ -117,6 +138,9 @@ func decodeJSONResult(r io.Reader) (any, error) {
 	}
 	if !hasResult {
 		return nil, s.errSyntax("JSON-RPC response has neither result nor error")
+	}
+	if sc != nil && !inline {
+		result = sc.result(method, result)
 	}
 	return result, nil
 }
@@ -316,7 +340,9 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 	sh := d.shapeOf(hint)
 	m := make(map[string]any, sh.size)
 	s := d.s
-	n := 0 // members so far
+	n := 0                                         // members so far
+	records, record := d.recordsNext, d.recordNext // see decodeJSONResultFor
+	d.recordsNext, d.recordNext = false, false
 	for first := true; ; first = false {
 		c := d.jsonNext()
 		if c <= ' ' {
@@ -348,9 +374,19 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if records {
+			c, err := d.jsonPeek()
+			if err != nil {
+				return nil, err
+			}
+			d.recordNext = c == '{'
+		}
 		v, err := d.jsonShapedValue(name, sh, n)
 		if err != nil {
 			return nil, err
+		}
+		if record {
+			v = d.normalized(sh, n, name, v)
 		}
 		m[name] = v
 		n++
@@ -377,6 +413,10 @@ type slot struct {
 	text   string // val's JSON text without the quotes of a string
 	quoted bool   // the text was a string (else an integer number)
 	misses uint8  // recent wrong predictions, more than hits
+	// the schema conversion of the member in records (decodeJSONResultFor)
+	conv     reflect.Type // nil for none
+	convSet  bool         // conv was looked up
+	cin, out any          // the last string converted and its conversion
 }
 
 // volatile is the misses count from which a slot's values are taken to be
@@ -521,8 +561,39 @@ func (d *decoder) slotValue(sl *slot, b []byte, quoted bool) any {
 	} else {
 		v = d.boxed(b)
 	}
-	*sl = slot{key: sl.key, val: v, text: v.(string), quoted: quoted, misses: misses}
+	sl.val, sl.text, sl.quoted, sl.misses = v, v.(string), quoted, misses
 	return v
+}
+
+// normalized converts the value v of member name at position n of a
+// record as recordFields does, through the slot of sh at n.
+func (d *decoder) normalized(sh *shape, n int, name string, v any) any {
+	var sl *slot
+	var t reflect.Type
+	if n < len(sh.slots) && sh.slots[n].key == name {
+		sl = &sh.slots[n]
+		if !sl.convSet {
+			sl.conv, sl.convSet = d.recFields[name], true
+		}
+		t = sl.conv
+	} else {
+		t = d.recFields[name]
+	}
+	if t == nil {
+		return v
+	}
+	if _, str := v.(string); !str {
+		schema(nil).value(t, v) // maps and slices convert in place
+		return v
+	}
+	if sl != nil && sl.cin != nil && sl.cin == v {
+		return sl.out
+	}
+	z := schema(nil).value(t, v)
+	if sl != nil {
+		sl.cin, sl.out = v, z
+	}
+	return z
 }
 
 // jsonDelim reports whether c may follow a value inside an object or array.

@@ -156,7 +156,68 @@ func FuzzDecodeJSONResponse(f *testing.F) {
 			newSchema().result("VM.get_all_records", got)
 			newSchema().result("event.from", got)
 		}
+		checkResultFor(t, in)
 	})
+}
+
+// checkResultFor checks that decodeJSONResultFor, which converts records
+// while decoding them, gives what decoding then converting gives.
+func checkResultFor(t *testing.T, in []byte) {
+	t.Helper()
+	sc := newSchema()
+	for _, method := range []string{"VM.get_all_records", "host.get_all_records_where", "SR.get_all_records", "VM.get_record", "event.from", "pool.get_all_records"} {
+		want, errW := decodeJSONResult(bytes.NewReader(in))
+		if errW == nil {
+			want = sc.result(method, want)
+		}
+		got, err := decodeJSONResultFor(bytes.NewReader(in), sc, method)
+		if (err == nil) != (errW == nil) || err == nil && !equalDecoded(got, want) {
+			t.Fatalf("%s: decodeJSONResultFor differs:\ngot  %#v, %v\nwant %#v, %v", method, got, err, want, errW)
+		}
+	}
+}
+
+// DecodeJSONRecords decodes a JSON-RPC response of method as the Client's
+// generic calls do: decoding then converting with the schema, or (inline)
+// converting while decoding. For the benchmarks of package xapi_test.
+func DecodeJSONRecords(r io.Reader, method string, inline bool) (any, error) {
+	if inline {
+		return decodeJSONResultFor(r, newSchema(), method)
+	}
+	v, err := decodeJSONResult(r)
+	if err != nil {
+		return nil, err
+	}
+	return newSchema().result(method, v), nil
+}
+
+func TestDecodeJSONResultFor(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{name: "records", in: jsonRecords},
+		{name: "repeated datetimes", in: `{"result":{"OpaqueRef:1":{"snapshot_time":"20250319T04:16:24Z","HVM_shadow_multiplier":"1.5"},` +
+			`"OpaqueRef:2":{"snapshot_time":"20250319T04:16:24Z","HVM_shadow_multiplier":"1.5"},` +
+			`"OpaqueRef:3":{"HVM_shadow_multiplier":"1.5","snapshot_time":"20250319T04:16:24Z"},` +
+			`"OpaqueRef:4":{"snapshot_time":"bad","HVM_shadow_multiplier":2,"x":{"snapshot_time":"20250319T04:16:24Z"}}}}`},
+		{name: "records keyed by names", in: `{"result":{"a":{"snapshot_time":"20250319T04:16:24Z"},"b":[{"snapshot_time":"20250319T04:16:24Z"}],"c":"x"}}`},
+		{name: "array result", in: `{"result":[{"snapshot_time":"20250319T04:16:24Z"}]}`},
+		{name: "error", in: `{"result":{"a":{"snapshot_time":"20250319T04:16:24Z"}},"error":{"message":"X","data":{"snapshot_time":"20250319T04:16:24Z"}}}`},
+		{name: "duplicate members", in: `{"result":{"a":{"snapshot_time":"20250319T04:16:24Z","snapshot_time":"x"}},"result":{"b":{"snapshot_time":"x","snapshot_time":"20250319T04:16:24Z"}}}`},
+		{name: "escaped names", in: `{"result":{"a":{"snapshot\u005ftime":"20250319T04:16:24Z"},"b":{"snapshot_time":"20250319T04:16:24Z"}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { checkResultFor(t, []byte(tt.in)) })
+	}
+	// the conversion happened
+	v, err := decodeJSONResultFor(strings.NewReader(jsonRecords), newSchema(), "VM.get_all_records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.(map[string]any)["OpaqueRef:1"].(map[string]any)["snapshot_time"].(time.Time); !ok {
+		t.Errorf("snapshot_time not converted: %#v", v)
+	}
 }
 
 // FuzzJSONAgainstEncodingJSON is a differential test of the generic form
