@@ -27,6 +27,16 @@ type arena struct {
 	slices [][]any  // current slab of boxed arrays
 }
 
+// grow returns the size of the next chunk after one of size n: chunks
+// start at a sixteenth of full, then double, so that the small answers of
+// most calls do not pay for full chunks.
+func grow(n, full int) int {
+	if n == 0 {
+		return full / 16
+	}
+	return min(2*n, full)
+}
+
 // string returns a string with the bytes of b, batching small ones.
 func (a *arena) string(b []byte) string {
 	n := len(b)
@@ -37,7 +47,7 @@ func (a *arena) string(b []byte) string {
 		return string(b)
 	}
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, arenaChunk)
+		a.buf = make([]byte, 0, max(grow(cap(a.buf), arenaChunk), arenaMaxStr))
 	}
 	start := len(a.buf)
 	a.buf = append(a.buf, b...)
@@ -60,7 +70,7 @@ func stringType() unsafe.Pointer {
 // which is what the runtime would allocate on its own for `any(s)`.
 func (a *arena) box(s string, typ unsafe.Pointer) any {
 	if len(a.slab) == cap(a.slab) {
-		a.slab = make([]string, 0, slabSize)
+		a.slab = make([]string, 0, grow(cap(a.slab), slabSize))
 	}
 	a.slab = append(a.slab, s)
 	var x any
@@ -81,7 +91,7 @@ func (a *arena) anys(n int) []any {
 		return make([]any, n)
 	}
 	if cap(a.elems)-len(a.elems) < n {
-		a.elems = make([]any, 0, anyChunk)
+		a.elems = make([]any, 0, max(grow(cap(a.elems), anyChunk), anyChunk/16))
 	}
 	start := len(a.elems)
 	a.elems = a.elems[:start+n]
@@ -92,7 +102,7 @@ func (a *arena) anys(n int) []any {
 // slab of slice headers (see box).
 func (a *arena) boxAnys(s []any, typ unsafe.Pointer) any {
 	if len(a.slices) == cap(a.slices) {
-		a.slices = make([][]any, 0, slabSize)
+		a.slices = make([][]any, 0, grow(cap(a.slices), slabSize))
 	}
 	a.slices = append(a.slices, s)
 	var x any

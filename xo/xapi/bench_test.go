@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -232,4 +233,24 @@ func BenchmarkDecodeVM10k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecodeJSONSmall measures the fixed cost of decoding the small
+// answers of most calls (a ref, a short record).
+func BenchmarkDecodeJSONSmall(b *testing.B) {
+	for _, bc := range []struct{ name, body string }{
+		{"ref", `{"jsonrpc":"2.0","result":"OpaqueRef:1d6c9d33-8a2b-4e7c-9d7e-1a2b3c4d5e6f","id":0}`},
+		{"record", `{"jsonrpc":"2.0","result":{"uuid":"u1","name_label":"vm 1","VCPUs_max":4,"memory_static_max":17179869184,` +
+			`"is_a_template":false,"tags":["x","y"],"other_config":{"k":"v"},"snapshot_time":"20250319T04:16:24Z",` +
+			`"HVM_shadow_multiplier":1.5,"affinity":"OpaqueRef:NULL"},"id":0}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := xapi.DecodeJSONResponse(strings.NewReader(bc.body), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -50,7 +50,8 @@ type decoder struct {
 	stack    []any             // elements of the arrays being decoded
 	strstack []string          // elements of the typed string arrays being decoded
 	sizes    map[string]int    // last size of a struct by member name, to presize maps
-	shapes   map[string]*shape // JSON objects' predicted members by member name (jsondecode.go)
+	shapes   map[string]*shape // JSON objects' predicted members by member name (jsondecode.go), made on first use
+	arrays   map[string]*shape // JSON arrays' predicted elements by member name, made on first use
 
 	// records conversion of decodeJSONResultFor
 	recFields   map[string]reflect.Type // the fields to convert, nil for none
@@ -68,14 +69,13 @@ const (
 
 func newDecoder(r io.Reader) *decoder {
 	return &decoder{
-		s:      newScanner(r),
-		keys:   make(map[string]string, 256),
-		vals:   make(map[string]any, 256),
-		strs:   make(map[string]string, 256),
-		styp:   stringType(),
-		atyp:   anysType(),
-		sizes:  make(map[string]int, 64),
-		shapes: make(map[string]*shape, 64),
+		s:     newScanner(r),
+		keys:  make(map[string]string),
+		vals:  make(map[string]any),
+		strs:  make(map[string]string),
+		styp:  stringType(),
+		atyp:  anysType(),
+		sizes: make(map[string]int),
 	}
 }
 

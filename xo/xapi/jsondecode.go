@@ -404,6 +404,7 @@ func (d *decoder) jsonObject(hint string) (map[string]any, error) {
 type shape struct {
 	size  int    // members of the last object, to presize maps
 	slots []slot // by member position
+	elems bool   // a shape of array elements, whose slots never turn volatile
 }
 
 // slot predicts the member at one position of a shape.
@@ -431,6 +432,9 @@ const maxSlots = 1024 // bound on the predicted members of a shape
 func (d *decoder) shapeOf(hint string) *shape {
 	if sh, ok := d.shapes[hint]; ok {
 		return sh
+	}
+	if d.shapes == nil {
+		d.shapes = make(map[string]*shape, 64)
 	}
 	sh := &shape{}
 	if len(d.shapes) < maxInterned {
@@ -527,7 +531,7 @@ func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
 		if sl == nil || slow {
 			return d.boxed(b), nil
 		}
-		return d.slotValue(sl, b, true), nil
+		return d.slotValue(sl, b, true, sh.elems), nil
 	case c == '-' || c >= '0' && c <= '9':
 		b, integer, err := d.jsonNumber()
 		if err != nil {
@@ -543,16 +547,31 @@ func (d *decoder) jsonShapedValue(name string, sh *shape, n int) (any, error) {
 		if sl == nil {
 			return d.boxed(b), nil
 		}
-		return d.slotValue(sl, b, false), nil
+		return d.slotValue(sl, b, false, sh.elems), nil
+	case c == '[':
+		s.pos++
+		sh, ok := d.arrays[name]
+		if !ok {
+			if d.arrays == nil {
+				d.arrays = make(map[string]*shape, 64)
+			}
+			sh = &shape{elems: true}
+			if len(d.arrays) < maxInterned {
+				d.arrays[name] = sh
+			}
+		}
+		return d.jsonArrayOf(sh)
 	}
 	return d.jsonAny(name)
 }
 
 // slotValue boxes the string or integer text b, which sl did not predict,
-// and makes it sl's prediction.
-func (d *decoder) slotValue(sl *slot, b []byte, quoted bool) any {
+// and makes it sl's prediction. Array elements (elems) are always
+// interned: the strings of a member's arrays shift position from one
+// record to the next, but come from a small set (operations, tags).
+func (d *decoder) slotValue(sl *slot, b []byte, quoted, elems bool) any {
 	misses := sl.misses
-	if sl.val != nil && misses < 255 {
+	if sl.val != nil && misses < 255 && !elems {
 		misses++
 	}
 	var v any
@@ -601,7 +620,12 @@ func jsonDelim(c byte) bool {
 	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\n' || c == '\r' || c == '\t'
 }
 
-func (d *decoder) jsonArray() (any, error) {
+func (d *decoder) jsonArray() (any, error) { return d.jsonArrayOf(nil) }
+
+// jsonArrayOf decodes an array (after its '['), predicting its elements
+// with sh when not nil: the same member's arrays in the records of a
+// get_all_records often hold the same strings (allowed_operations, …).
+func (d *decoder) jsonArrayOf(sh *shape) (any, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
@@ -630,7 +654,17 @@ func (d *decoder) jsonArray() (any, error) {
 			}
 			s.pos++
 		}
-		v, err := d.jsonAny("")
+		var v any
+		var err error
+		if sh == nil {
+			v, err = d.jsonAny("")
+		} else {
+			i := len(d.stack) - start
+			if i == len(sh.slots) && i < maxSlots {
+				sh.slots = append(sh.slots, slot{})
+			}
+			v, err = d.jsonShapedValue("", sh, i)
+		}
 		if err != nil {
 			return nil, err
 		}

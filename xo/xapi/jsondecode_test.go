@@ -231,7 +231,8 @@ func FuzzJSONAgainstEncodingJSON(f *testing.F) {
 	for _, s := range []string{`"x"`, `0`, `-0.5e10`, `[1,"2",true,null,{}]`, `{"a":{"b":[[]]},"a":1}`,
 		`"\u00e9\ud800\udc00\ud800x"`, "\"\xff\xfe\"", `{"OpaqueRef:1":{"k":"v"}}`, `1e400`, ` [ ] `, `"a\u0000"`,
 		`[{"a":"x","b":12},{"a":"x","b":123},{"a":"x" ,"b":12e1}]`, `[{"a":"x"},{"a":"x\"},{"a\u0041":1}]`,
-		`{"OpaqueRef:1":{"k":"v","n":1},"OpaqueRef:2":{"k":"v","n":1},"OpaqueRef:3":{"n":1,"k":"v"}}`} {
+		`{"OpaqueRef:1":{"k":"v","n":1},"OpaqueRef:2":{"k":"v","n":1},"OpaqueRef:3":{"n":1,"k":"v"}}`,
+		`[{"a":["x","y"]},{"a":["x","y","z"]},{"a":[1,"x"]},{"a":[["x"],"x",12]}]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -292,6 +293,7 @@ func TestJSONShapes(t *testing.T) {
 		{name: "spaces", in: "[{\"a\" : \"x\" , \"b\" : 1 },{\"a\":\"x\",\"b\":1\n},{\"a\":\"x\"\t,\"b\":1}]"},
 		{name: "records map", in: `{"OpaqueRef:1":{"k":"v","n":1},"OpaqueRef:2":{"k":"v","n":1},"OpaqueRef:3":{"k":"w","n":10}}`},
 		{name: "empty strings", in: `[{"a":""},{"a":""},{"a":"\""},{"a":""}]`},
+		{name: "arrays", in: `[{"a":["x","y"]},{"a":["x","y","z"]},{"a":["x"]},{"a":[1,"x"]},{"a":[["x"],"x",12]},{"a":["x",123,[]]}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,10 +38,15 @@ const (
 	tagSelfClose        // <name/>
 )
 
-const scannerBufSize = 64 << 10
+// The buffer starts small, for the small answers of most calls, and
+// doubles up to scannerBufSize each time it was read through.
+const (
+	scannerBufSize  = 64 << 10
+	scannerBufStart = 4 << 10
+)
 
 func newScanner(r io.Reader) *scanner {
-	return &scanner{r: r, buf: make([]byte, scannerBufSize)}
+	return &scanner{r: r, buf: make([]byte, scannerBufStart)}
 }
 
 // errSyntax builds a syntax error at the current offset.
@@ -60,7 +65,7 @@ func (s *scanner) fill() bool {
 		s.base += int64(s.pos)
 		s.pos, s.end = 0, n
 	}
-	if s.end == len(s.buf) {
+	if s.end == len(s.buf) || len(s.buf) < scannerBufSize && s.base >= int64(len(s.buf)) {
 		nb := make([]byte, 2*len(s.buf))
 		copy(nb, s.buf[:s.end])
 		s.buf = nb
