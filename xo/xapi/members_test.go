@@ -87,12 +87,13 @@ func TestGetExportFrom(t *testing.T) {
 		host   string
 		served int64  // requests the member's listener receives
 		err    string // part of the error, "" for success
+		unsent bool   // the error matches ErrUnreachable
 	}{
 		{name: "member, pinned", c: pinned, host: member, served: 1},
 		{name: "member, CA", c: ca, host: member, served: 1},
 		{name: "master through the pool URL", c: pinned, host: master, served: 0},
 		{name: "member, wrong pin", c: unpinned, host: member, served: 0,
-			err: "GET /export_raw_vdi (on host " + strings.TrimSuffix(p.ep.URL, "/") + "/export_raw_vdi): "},
+			err: "GET /export_raw_vdi (on host " + strings.TrimSuffix(p.ep.URL, "/") + "/export_raw_vdi): ", unsent: true},
 		{name: "not a host", c: pinned, host: p.sr, err: "HANDLE_INVALID"},
 	}
 	for _, tt := range tests {
@@ -105,6 +106,9 @@ func TestGetExportFrom(t *testing.T) {
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want one with %q", err, tt.err)
+				}
+				if errors.Is(err, xapi.ErrUnreachable) != tt.unsent {
+					t.Errorf("errors.Is(%v, ErrUnreachable) = %v", err, !tt.unsent)
 				}
 				if sess := string(tt.c.Session()); strings.Contains(err.Error(), sess) || strings.Contains(err.Error(), url.QueryEscape(sess)) {
 					t.Errorf("the error shows the session: %v", err)

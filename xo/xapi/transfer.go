@@ -77,7 +77,9 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 // verified against its own address, not Options.TLSServerName, so pinned
 // fingerprints must list it and a CA must have signed it. A redirect from
 // the host is followed as GetExport's are. Errors name the host's URL
-// ("on host https://10.0.0.2/rrd_updates"), never the session.
+// ("on host https://10.0.0.2/rrd_updates"), never the session; a request
+// that could not be sent (connection refused, TLS handshake refused) is a
+// *TransportError, matching ErrUnreachable, as for GetExport.
 func (c *Client) GetExportFrom(ctx context.Context, host Ref, path string, query url.Values, label string) (*Download, error) {
 	target, err := c.HostURL(ctx, host)
 	if err != nil {
@@ -165,6 +167,10 @@ func (c *Client) getExport(ctx context.Context, target *url.URL, path string, qu
 		resp, err = hc.Do(req)
 		done()
 		if err != nil {
+			if !sent.Load() && ctx.Err() == nil {
+				// no handler received it: the host is unreachable
+				err = &TransportError{Method: "GET", URL: hostURL(u), Err: unwrapURLError(err)}
+			}
 			err = fmt.Errorf("GET %s%s: %w", path, note(u), c.redact(err))
 			if !sent.Load() {
 				c.abandonTask(ctx, task, err)
