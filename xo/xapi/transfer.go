@@ -50,7 +50,8 @@ type Download struct {
 // task labelled label: session_id and task_id are added to the query
 // (xapi.md §7.1). An answer other than 200, or a 200 whose body starts with
 // "HTTP/" (XAPI bug #4603), is an error: the task's error if it failed
-// (e.g. VM_BAD_POWER_STATE), else one matching ErrTransfer.
+// (e.g. VM_BAD_POWER_STATE), else one matching ErrTransfer. A request that
+// could not be sent is a *TransportError (ErrUnreachable).
 //
 // The pool master redirects the export of an object on another host's
 // local SR to that host (302, Location on the host's address with the same
@@ -69,16 +70,16 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 // the pool URL (GetExport). Another host is reached at
 // Options.HostURLs[its uuid] when set, else on its address
 // (host.get_address) with the pool URL's scheme and port (a port in the
-// address wins), as XAPI's own
-// redirects name a host (https://<host.address><path>); an IPv6 address
-// is bracketed. The task is created through the pool URL as for
-// GetExport, and the request carries the same session (sessions are
-// pool-wide). TLS is as for a redirect: the member's certificate is
-// verified against its own address, not Options.TLSServerName, so pinned
-// fingerprints must list it and a CA must have signed it. A redirect from
-// the host is followed as GetExport's are. Errors name the host's URL
-// ("on host https://10.0.0.2/rrd_updates"), never the session; a request
-// that could not be sent (connection refused, TLS handshake refused) is a
+// address wins; an IPv6 address is bracketed), as XAPI's own redirects
+// name a host (https://<host.address><path>). The task is created through
+// the pool URL as for GetExport, and the request carries the same session
+// (sessions are pool-wide). TLS is as for a redirect: the host's
+// certificate is verified against its own address, not
+// Options.TLSServerName, so pinned fingerprints must list it and a CA
+// must have signed it. A redirect from the host is followed as
+// GetExport's are. Errors name the host's URL ("on host
+// https://10.0.0.2/rrd_updates"), never the session; a request that could
+// not be sent (connection refused, TLS handshake refused) is a
 // *TransportError, matching ErrUnreachable, as for GetExport.
 func (c *Client) GetExportFrom(ctx context.Context, host Ref, path string, query url.Values, label string) (*Download, error) {
 	target, err := c.HostURL(ctx, host)
