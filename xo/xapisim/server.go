@@ -205,6 +205,7 @@ func requestParam(r *http.Request, name string) string {
 // error is a *Fault: SESSION_INVALID or SESSION_AUTHENTICATION_FAILED; the
 // handler should then answer with Unauthorized.
 func (s *Simulator) HTTPSession(r *http.Request) (session string, logout func(), err error) {
+	s.maybeCollectSessions()
 	if ref := requestParam(r, "session_id"); ref != "" {
 		if !s.SessionValid(ref) {
 			return "", nil, NewFault("SESSION_INVALID", ref)

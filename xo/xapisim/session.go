@@ -1,6 +1,9 @@
 package xapisim
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // sessionClass is the registry class of sessions.
 const sessionClass = "session"
@@ -54,6 +57,43 @@ func (s *Simulator) Logout(ref string) bool {
 	return found
 }
 
+// SetMasterAddress sets the address that pool members' listeners
+// (StartHost) give in HOST_IS_SLAVE, Pool_role.get_master_address on a
+// real member. The default, "", is the pool master's host.address; a test
+// serving the master on a loopback port sets "127.0.0.1:port" so that
+// clients can follow it.
+func (s *Simulator) SetMasterAddress(address string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.masterAddr = address
+}
+
+// masterAddress is the master address members give in HOST_IS_SLAVE.
+func (s *Simulator) masterAddress() string {
+	s.mu.RLock()
+	addr := s.masterAddr
+	s.mu.RUnlock()
+	if addr != "" {
+		return addr
+	}
+	master := s.MasterHost()
+	s.DB.Read(func(tx *Tx) {
+		rec, _ := tx.GetClass("host", master)
+		addr = str(rec, "address")
+	})
+	return addr
+}
+
+// isMemberListener reports whether ctx is a request to the listener of a
+// host other than the pool master (StartHost).
+func (s *Simulator) isMemberListener(ctx context.Context) bool {
+	if ctx == nil {
+		return false
+	}
+	h, ok := ctx.Value(localHostKey{}).(string)
+	return ok && h != s.MasterHost()
+}
+
 // CheckPassword reports whether user and password are the simulator's
 // credentials.
 func (s *Simulator) CheckPassword(user, password string) bool {
@@ -81,6 +121,10 @@ func (s *Simulator) registerSession() {
 		s.mu.RUnlock()
 		if master != "" {
 			return nil, NewFault("HOST_IS_SLAVE", master)
+		}
+		if c.Method == "session.login_with_password" && s.isMemberListener(c.Ctx) {
+			// Xapi_session.login_with_password on a supporter.
+			return nil, NewFault("HOST_IS_SLAVE", s.masterAddress())
 		}
 		if !s.CheckPassword(user, pwd) {
 			return nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
