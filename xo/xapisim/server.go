@@ -100,7 +100,11 @@ func (s *Simulator) serveRPC(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "Internal Server Error", err.Error())
 		return
 	}
-	result, fault, bare := s.dispatch(r.Context(), req.method, req.params)
+	ctx := r.Context()
+	if h, ok := ctx.Value(localHostKey{}).(string); ok && h != s.MasterHost() {
+		ctx = context.WithValue(ctx, memberRPCKey{}, true)
+	}
+	result, fault, bare := s.dispatch(ctx, req.method, req.params)
 	buf := s.getBuffer()
 	defer s.putBuffer(buf)
 	var out []byte

@@ -84,14 +84,20 @@ func (s *Simulator) masterAddress() string {
 	return addr
 }
 
-// isMemberListener reports whether ctx is a request to the listener of a
-// host other than the pool master (StartHost).
+// memberRPCKey is the context key marking an RPC that arrived on the
+// listener of a pool member (StartHost), not on the master's.
+type memberRPCKey struct{}
+
+// isMemberListener reports whether ctx is an RPC received by the listener
+// of a host other than the pool master. Calls that data-plane handlers
+// make (Simulator.Call) are not: a real member's handlers reach the
+// master with a pool session.
 func (s *Simulator) isMemberListener(ctx context.Context) bool {
 	if ctx == nil {
 		return false
 	}
-	h, ok := ctx.Value(localHostKey{}).(string)
-	return ok && h != s.MasterHost()
+	member, _ := ctx.Value(memberRPCKey{}).(bool)
+	return member
 }
 
 // CheckPassword reports whether user and password are the simulator's
