@@ -217,10 +217,10 @@ func (s *Simulator) HTTPSession(r *http.Request) (session string, logout func(),
 		return ref, func() {}, nil
 	}
 	if user, pwd, ok := r.BasicAuth(); ok {
-		if !s.CheckPassword(user, pwd) {
-			return "", nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+		ref, err := s.loginWithPassword(user, pwd, "")
+		if err != nil {
+			return "", nil, err
 		}
-		ref := s.Login(user, "")
 		return ref, func() { s.Logout(ref) }, nil
 	}
 	return "", nil, NewFault("SESSION_AUTHENTICATION_FAILED")

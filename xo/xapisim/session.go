@@ -24,17 +24,23 @@ func (s *Simulator) SessionValid(ref string) bool {
 // without checking a password, and returns its ref. Data-plane handlers
 // use it for HTTP Basic authentication.
 func (s *Simulator) Login(user, originator string) string {
+	rec := NewRecord(sessionClass)
+	rec["is_local_superuser"] = true
+	rec["auth_user_name"] = user
+	return s.newSession(rec, originator)
+}
+
+// newSession stores a session made of rec (the subject's fields) and
+// returns its ref.
+func (s *Simulator) newSession(rec Record, originator string) string {
 	host := s.MasterHost()
 	now := s.Now()
 	var ref string
 	_ = s.DB.Write(func(tx *Tx) error {
-		rec := NewRecord(sessionClass)
 		rec["this_host"] = host
 		rec["this_user"] = NullRef
 		rec["last_active"] = now
 		rec["validation_time"] = now
-		rec["is_local_superuser"] = true
-		rec["auth_user_name"] = user
 		rec["originator"] = originator
 		rec["pool"] = false
 		ref = tx.NewRef()
@@ -42,6 +48,26 @@ func (s *Simulator) Login(user, originator string) string {
 		return nil
 	})
 	return ref
+}
+
+// loginWithPassword is Xapi_session.login_with_password on the master:
+// the local superuser's credentials, else (with external authentication
+// enabled) a subject of the directory.
+func (s *Simulator) loginWithPassword(user, password, originator string) (string, error) {
+	if s.CheckPassword(user, password) {
+		return s.Login(user, originator), nil
+	}
+	s.mu.RLock()
+	external := len(s.directory) > 0
+	s.mu.RUnlock()
+	if !external {
+		return "", NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+	}
+	rec, err := s.externalLogin(user, password)
+	if err != nil {
+		return "", err
+	}
+	return s.newSession(rec, originator), nil
 }
 
 // Logout destroys session ref; it reports whether it existed.
@@ -132,10 +158,13 @@ func (s *Simulator) registerSession() {
 			// Xapi_session.login_with_password on a supporter.
 			return nil, NewFault("HOST_IS_SLAVE", s.masterAddress())
 		}
-		if !s.CheckPassword(user, pwd) {
-			return nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+		if c.Method == "session.slave_local_login_with_password" {
+			if !s.CheckPassword(user, pwd) {
+				return nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+			}
+			return s.Login(user, originator), nil
 		}
-		return s.Login(user, originator), nil
+		return s.loginWithPassword(user, pwd, originator)
 	}
 	s.Register("session.login_with_password", Method{Params: 4, Defaults: 2, NoSession: true, Handler: login})
 	s.Register("session.slave_local_login_with_password", Method{Params: 2, NoSession: true, Handler: login})
@@ -161,6 +190,7 @@ func (s *Simulator) registerSession() {
 		s.password = pwd
 		return nil, nil
 	}})
+	s.registerSubject()
 	s.Register("session.get_all_subject_identifiers", Method{Handler: func(c *Call) (any, error) {
 		return []string{}, nil
 	}})

@@ -258,18 +258,19 @@ func (s *Simulator) forgetSessions(refs []string) {
 // checkSession is Session_check.check for a call with session ref on the
 // listener of ctx: SESSION_INVALID for an unknown session, HOST_IS_SLAVE
 // for a non-pool session on a pool member's listener, else the session's
-// last_active is refreshed (at most once per RefreshAfter).
-func (s *Simulator) checkSession(ctx context.Context, ref string) *Fault {
+// last_active is refreshed (at most once per RefreshAfter). It returns
+// the session's record.
+func (s *Simulator) checkSession(ctx context.Context, ref string) (Record, *Fault) {
 	var rec Record
 	ok := false
 	if strings.HasPrefix(ref, "OpaqueRef:") {
 		s.DB.Read(func(tx *Tx) { rec, ok = tx.GetClass(sessionClass, ref) })
 	}
 	if !ok {
-		return NewFault("SESSION_INVALID", ref)
+		return nil, NewFault("SESSION_INVALID", ref)
 	}
 	if !boolField(rec, "pool") && s.isMemberListener(ctx) {
-		return NewFault("HOST_IS_SLAVE", s.masterAddress())
+		return nil, NewFault("HOST_IS_SLAVE", s.masterAddress())
 	}
 	now := s.Now()
 	last, _ := rec["last_active"].(time.Time)
@@ -281,5 +282,5 @@ func (s *Simulator) checkSession(ctx context.Context, ref string) *Fault {
 			return nil
 		})
 	}
-	return nil
+	return rec, nil
 }

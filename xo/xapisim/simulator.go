@@ -27,6 +27,7 @@ type Simulator struct {
 	// masterAddr is the address members' listeners give in HOST_IS_SLAVE
 	// ("" for the master host's address).
 	masterAddr string
+	directory  map[string]externalUser // simulated external directory (rbac.go)
 	now        func() time.Time
 	mux        *http.ServeMux
 	handlers   int        // patterns registered on mux
@@ -236,7 +237,11 @@ func (s *Simulator) dispatch(ctx context.Context, name string, params []any) (an
 		if !isStr {
 			return nil, NewFault("SESSION_INVALID", fmt.Sprint(params[0])), false
 		}
-		if f := s.checkSession(ctx, ref); f != nil {
+		rec, f := s.checkSession(ctx, ref)
+		if f != nil {
+			return nil, f, false
+		}
+		if f := s.checkPermission(name, rec); f != nil {
 			return nil, f, false
 		}
 		session = ref
