@@ -130,11 +130,12 @@ func (s *Simulator) externalLogin(user, password string) (Record, error) {
 		return nil, NewFault("SESSION_AUTHORIZATION_FAILED", user,
 			fmt.Sprintf("Subject %s (identifier %s, from %s) has no access rights in this pool", user, u.sid, "xapisim"))
 	}
-	if len(roles) == 0 {
+	if len(s.permissions(roles)) == 0 {
 		return nil, NewFault("RBAC_PERMISSION_DENIED", user,
 			fmt.Sprintf("Subject %s (identifier %s) has no roles in this pool", user, u.sid))
 	}
 	rec := NewRecord(sessionClass)
+	rec["rbac_permissions"] = s.permissions(roles)
 	rec["is_local_superuser"] = false
 	rec["subject"] = subject
 	rec["auth_user_sid"] = u.sid
@@ -142,37 +143,58 @@ func (s *Simulator) externalLogin(user, password string) (Record, error) {
 	return rec, nil
 }
 
+// allowedRoles returns the roles allowed to call method, as
+// RBAC_PERMISSION_DENIED lists them. A method the datamodel does not list
+// is, as a getter, for every role (default_field_reader_roles), else for
+// pool admins (default_field_writer_roles).
+func allowedRoles(method string) string {
+	if roles, ok := messageRoles(method); ok {
+		return roles
+	}
+	if _, m, _ := strings.Cut(method, "."); strings.HasPrefix(m, "get_") {
+		return strings.Join(roleNames(), ", ")
+	}
+	return RolePoolAdmin
+}
+
+// permissions returns the sorted permission names (lower-case method
+// names) that the role refs grant among the simulator's methods, as
+// Xapi_session.get_permissions stores them in session.rbac_permissions.
+func (s *Simulator) permissions(roleRefs []string) []string {
+	var names []string
+	for _, ref := range roleRefs {
+		if n, ok := roleOfRef(ref); ok {
+			names = append(names, n)
+		}
+	}
+	var perms []string
+	for _, m := range s.Methods() {
+		allowed := strings.Split(allowedRoles(m), ", ")
+		for _, n := range names {
+			if slices.Contains(allowed, n) {
+				perms = append(perms, strings.ToLower(m))
+				break
+			}
+		}
+	}
+	slices.Sort(perms)
+	return slices.Compact(perms)
+}
+
 // checkPermission is Rbac.check for a call of method with the session
-// whose record is session: nil when allowed, else RBAC_PERMISSION_DENIED.
-// Roles are read from the subject at each call (XAPI computes them at
-// login; they differ only if the subject's roles change meanwhile).
+// whose record is session: nil when allowed (the local superuser, a pool
+// session, or a permission in session.rbac_permissions, computed at
+// login), else RBAC_PERMISSION_DENIED.
 func (s *Simulator) checkPermission(method string, session Record) *Fault {
 	if boolField(session, "is_local_superuser") || boolField(session, "pool") {
 		return nil
 	}
-	var roles []string
-	s.DB.Read(func(tx *Tx) {
-		subj, _ := tx.GetClass("subject", str(session, "subject"))
-		roles = strSet(subj, "roles")
-	})
-	allowed, ok := messageRoles(method)
-	if !ok {
-		// A method the datamodel does not list: getters are for every
-		// role (default_field_reader_roles), anything else for pool
-		// admins (default_field_writer_roles).
-		allowed = RolePoolAdmin
-		if _, m, _ := strings.Cut(method, "."); strings.HasPrefix(m, "get_") {
-			allowed = strings.Join(roleNames(), ", ")
-		}
+	perm := strings.ToLower(method)
+	if _, ok := slices.BinarySearch(strSet(session, "rbac_permissions"), perm); ok {
+		return nil
 	}
-	list := strings.Split(allowed, ", ")
-	for _, ref := range roles {
-		if name, ok := roleOfRef(ref); ok && slices.Contains(list, name) {
-			return nil
-		}
-	}
-	return NewFault("RBAC_PERMISSION_DENIED", strings.ToLower(method),
-		"No permission in user session. (Roles with this permission: "+allowed+")")
+	return NewFault("RBAC_PERMISSION_DENIED", perm,
+		"No permission in user session. (Roles with this permission: "+allowedRoles(method)+")")
 }
 
 func (s *Simulator) registerSubject() {
