@@ -71,6 +71,17 @@
 // remove. Tasks (tasks.go) are XAPI tasks in XO's shape, with
 // ?wait=result|true, DELETE and POST .../actions/abort.
 //
+// # Jobs
+//
+// Actions and imports from a URL are jobs (jobs.go): the request creates
+// the XAPI task, hands the job to Config.Dispatch (nil: a goroutine of
+// this process; on Lambda, deploy.Async's asynchronous self-invocation,
+// which runs it through Server.RunJob) and answers 202 with the task's
+// URL. The task is the job's only state, so any instance reports on it;
+// ?sync waits for the task, at most Config.WaitTimeout and never past the
+// request context's deadline, then falls back to the 202. Server.Shutdown
+// stops the jobs of this process, whose tasks then fail.
+//
 // # Examples
 //
 // make run (xorest serve without --xapi) serves an embedded simulated pool

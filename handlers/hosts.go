@@ -72,34 +72,23 @@ func (s *server) host(ctx context.Context, id string) (xo.Object, *xo.Pool, xapi
 }
 
 // openHostFile opens XAPI's GET path on the host id, inside a task
-// labelled label. The host must be running. XAPI answers for the host it
-// runs on, and the pool's client talks to the master: the file of another
-// host would need a transfer sent to that host's address, which xo/xapi
-// does not offer yet, so it is a 501 rather than the master's file.
+// labelled label. The host must be running. XAPI answers these paths for
+// the host that receives the request, so it is sent to that host: the
+// pool URL for the master, the member's own address otherwise
+// (xapi.Client.GetExportFrom).
 func (s *server) openHostFile(ctx context.Context, id, path, label string) (xo.Object, *xapi.Download, error) {
-	obj, pool, _, err := s.host(ctx, id)
+	obj, pool, ref, err := s.host(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	if obj["power_state"] != "Running" {
 		return nil, nil, IncorrectState(map[string]any{"object": id, "property": "power_state", "actual": obj["power_state"], "expected": "Running"})
 	}
-	if !isMaster(pool, obj) {
-		return nil, nil, NotImplemented("downloading " + path + " from a pool member is not supported yet: only the pool master's can be fetched")
-	}
-	d, err := pool.Client().GetExport(ctx, path, nil, label)
+	d, err := pool.Client().GetExportFrom(ctx, ref, path, nil, label)
 	if err != nil {
 		return nil, nil, fmt.Errorf("GET %s of host %s: %w", path, id, err)
 	}
 	return obj, d, nil
-}
-
-// isMaster reports whether host is the master of pool.
-func isMaster(pool *xo.Pool, host xo.Object) bool {
-	for _, p := range pool.Objects("pool") {
-		return p["master"] == host["id"]
-	}
-	return false
 }
 
 // hostAuditLog answers GET /hosts/{id}/audit.txt: XAPI's audit log of the

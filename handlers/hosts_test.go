@@ -152,14 +152,22 @@ func TestHostAuditLog(t *testing.T) {
 	}
 }
 
+// TestHostFileOfPoolMember checks that a member's files are asked of the
+// member: here its address has nothing listening, so they are a 503
+// (TestMemberHostFiles reads a member that answers).
 func TestHostFileOfPoolMember(t *testing.T) {
 	sf, base := transferFixture(t)
 	_, member := hostRefs(t, sf)
+	modifyHost(t, sf, member, func(rec map[string]any) { rec["address"] = "127.0.0.1:1" })
+	before := sf.taskTotal(t)
 	for _, file := range []string{"audit.txt", "logs.tgz"} {
 		resp := sf.getWith(t, t.Context(), base+BasePath+"/hosts/"+member+"/"+file)
-		if body := readAll(t, resp); resp.StatusCode != http.StatusNotImplemented {
+		if body := readAll(t, resp); resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("%s: status %d: %s", file, resp.StatusCode, body)
 		}
+	}
+	if n := sf.taskTotal(t); n != before {
+		t.Errorf("%d tasks, want %d", n, before)
 	}
 }
 

@@ -253,15 +253,13 @@ func residentOn(pool *xo.Pool, vm xapi.Ref) xapi.Ref {
 	return host
 }
 
-// fetchStats reads the RRD updates of host for granularity g and maps the
+// fetchStats reads the RRD updates of host, from host itself, for
+// granularity g and maps the
 // figures of the object uuid of type typ, as XO's _getAndUpdateStats:
 // host.get_servertime, then /rrd_updates from one step after now - step ×
 // points.
 func fetchStats(ctx context.Context, pool *xo.Pool, host xapi.Ref, typ, uuid string, g granularity) (*jsObject, error) {
 	c := pool.Client()
-	if err := reachable(pool, host); err != nil {
-		return nil, err
-	}
 	res, err := c.Call(ctx, "host.get_servertime", host)
 	if err != nil {
 		return nil, fmt.Errorf("host.get_servertime %s: %w", host, err)
@@ -277,7 +275,10 @@ func fetchStats(ctx context.Context, pool *xo.Pool, host xapi.Ref, typ, uuid str
 		"json":     {"true"},
 		"start":    {strconv.FormatInt(now-g.step*g.points+g.step, 10)},
 	}
-	d, err := c.GetExport(ctx, "/rrd_updates", query, "xorest stats")
+	// XAPI answers /rrd_updates from the xcp-rrdd of the host the request
+	// reaches: the request goes to host itself (the pool URL for the
+	// master, the member's address otherwise).
+	d, err := c.GetExportFrom(ctx, host, "/rrd_updates", query, "xorest stats")
 	if err != nil {
 		return nil, fmt.Errorf("GET /rrd_updates: %w", err)
 	}
@@ -296,24 +297,6 @@ func fetchStats(ctx context.Context, pool *xo.Pool, host xapi.Ref, typ, uuid str
 		return nil, err
 	}
 	return xoStats(doc, typ, uuid, g.step, now)
-}
-
-// reachable checks that host's /rrd_updates can be read: XAPI answers it
-// from the xcp-rrdd of the host the request reaches, and the client
-// reaches only the pool master (xo/xapi has no request to another
-// member's address yet).
-func reachable(pool *xo.Pool, host xapi.Ref) error {
-	hosts := pool.Objects("host")
-	if len(hosts) <= 1 {
-		return nil
-	}
-	uuid := recordUUID(pool, host)
-	for _, p := range pool.Objects("pool") {
-		if master, _ := p["master"].(string); master == uuid {
-			return nil
-		}
-	}
-	return NotImplemented("the stats of pool member " + uuid + " are served by that host's address, which xorest does not reach yet (only the pool master's)")
 }
 
 // serverTime converts host.get_servertime's answer to Unix seconds (XO's

@@ -267,6 +267,9 @@ func TestStatsErrors(t *testing.T) {
 	sf := newStatsFixture(t, 2)
 	host0, host1 := sf.hostID(t, "host0"), sf.hostID(t, "host1")
 	vm0, vm1 := sf.idOf(t, "vms", "vm0"), sf.idOf(t, "vms", "vm1")
+	// host1 is on a port where nothing listens: its stats, read from its
+	// own address, fail (TestMemberStats reads a member that answers).
+	modifyHost(t, sf, host1, func(rec map[string]any) { rec["address"] = "127.0.0.1:1" })
 	missing := "00000000-0000-0000-0000-000000000000"
 	for _, tc := range []struct {
 		name, method, path string
@@ -282,7 +285,7 @@ func TestStatsErrors(t *testing.T) {
 		{"a host is not a VM", "GET", "/vms/" + host0 + "/stats", 404, "no such VM"},
 		{"unknown pool", "GET", "/pools/" + missing + "/stats", 404, "no such pool " + missing},
 		{"halted VM", "GET", "/vms/" + vm1 + "/stats", 422, "VM " + vm1 + " is halted or host could not be found."},
-		{"pool member", "GET", "/hosts/" + host1 + "/stats", 501, "pool member " + host1},
+		{"unreachable pool member", "GET", "/hosts/" + host1 + "/stats", 503, "XAPI is unreachable"},
 		{"data source of a halted VM", "PUT", "/vms/" + vm1 + "/stats/data_source/cpu0", 500, "INTERNAL_ERROR"},
 		{"unknown data source", "PUT", "/vms/" + vm0 + "/stats/data_source/nope", 500, "Datasource_missing"},
 		{"data source of an unknown VM", "DELETE", "/vms/" + missing + "/stats/data_source/cpu0", 404, "no such VM"},
@@ -317,14 +320,14 @@ func TestStatsErrors(t *testing.T) {
 			t.Fatalf("body %s", rec.Body)
 		}
 	})
-	t.Run("pool stats with a member", func(t *testing.T) {
+	t.Run("pool stats with an unreachable member", func(t *testing.T) {
 		var p map[string]map[string]any
 		sf.getJSON(t, BasePath+"/pools/"+sf.anyID(t, "pools")+"/stats", &p)
 		if _, ok := p[host0]["stats"]; !ok || len(p) != 2 {
 			t.Fatalf("pool stats %v", p)
 		}
 		e, _ := p[host1]["error"].(map[string]any)
-		if msg, _ := e["message"].(string); !strings.Contains(msg, "pool member") {
+		if msg, _ := e["message"].(string); msg != "XAPI is unreachable" {
 			t.Fatalf("host1: %v, want an error", p[host1])
 		}
 	})

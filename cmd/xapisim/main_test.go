@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -34,6 +38,16 @@ func TestParseConfig(t *testing.T) {
 		{"nbd-tls without nbd", nil, map[string]string{"XOREST_NBD_TLS": "true"}, config{}, "--nbd-tls needs --nbd"},
 		{"bad env", nil, map[string]string{"XOREST_VMS": "many"}, config{}, "XOREST_VMS"},
 		{"bad disk size", []string{"--disk-size", "1000"}, nil, config{}, "multiple of 512"},
+		{"members", []string{"--member-listen", "host1=127.0.0.1:8082", "--member-listen", "host2=127.0.0.1:8083", "--member-tls", "--local-storage"}, nil,
+			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 6, diskSize: 10 << 30,
+				members: "host1=127.0.0.1:8082,host2=127.0.0.1:8083", memberTLS: true, localStorage: true}, ""},
+		{"members from env", nil, map[string]string{"XOREST_MEMBER_LISTEN": "host1=127.0.0.1:0, host2=127.0.0.1:0"},
+			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 6, diskSize: 10 << 30, members: "host1=127.0.0.1:0, host2=127.0.0.1:0"}, ""},
+		{"member flag replaces env", []string{"--member-listen", "host1=127.0.0.1:9"}, map[string]string{"XOREST_MEMBER_LISTEN": "host2=127.0.0.1:0"},
+			config{listen: "127.0.0.1:8080", user: "root", password: "password", vms: 6, diskSize: 10 << 30, members: "host1=127.0.0.1:9"}, ""},
+		{"member without address", []string{"--member-listen", "host1"}, nil, config{}, "want HOST=ADDR"},
+		{"member twice", []string{"--member-listen", "host1=127.0.0.1:0,host1=127.0.0.1:1"}, nil, config{}, "given twice"},
+		{"member-tls without members", []string{"--member-tls"}, nil, config{}, "--member-tls needs --member-listen"},
 		{"unknown flag", []string{"--frob"}, nil, config{}, "frob"},
 		{"stray argument", []string{"serve"}, nil, config{}, "unexpected argument"},
 	}
@@ -83,6 +97,63 @@ func TestRunServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if !bytes.Contains(b, []byte("<value>Success</value>")) {
 		t.Fatalf("login: %s", b)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+// TestRunServesMember starts host1's own TLS listener: the printed
+// fingerprint is its certificate's, and it answers XAPI calls.
+func TestRunServesMember(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--vms", "2", "--local-storage", "--member-listen", "host1=127.0.0.1:0", "--member-tls"}, func(string) string { return "" }, pw)
+		pw.Close()
+	}()
+	var out []byte
+	buf := make([]byte, 512)
+	re := regexp.MustCompile(`member host1 \(host uuid ([0-9a-f-]{36})\) at (https://127\.0\.0\.1:\d+/) \(certificate sha256 ([0-9a-f]{64})\)`)
+	var m [][]byte
+	for m == nil {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("output %q: %v", out, err)
+		}
+		out = append(out, buf[:n]...)
+		m = re.FindSubmatch(out)
+	}
+	go io.Copy(io.Discard, pr)
+	pin := string(m[3])
+	var got string
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // the pin below is the check
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			got = hex.EncodeToString(sum[:])
+			if got != pin {
+				return errors.New("certificate does not match the printed fingerprint")
+			}
+			return nil
+		},
+	}}}
+	body := []byte(`<?xml version="1.0"?><methodCall><methodName>session.login_with_password</methodName><params><param><value>root</value></param><param><value>password</value></param></params></methodCall>`)
+	resp, err := client.Post(string(m[2]), "text/xml", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("member listener: %v (certificate %s, printed %s)", err, got, pin)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(b, []byte("<value>Success</value>")) {
+		t.Fatalf("login on the member: %s", b)
 	}
 	cancel()
 	select {

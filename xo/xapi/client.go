@@ -46,11 +46,27 @@ type Options struct {
 	// the client may be redirected to. Without CAFile/CAPEM the chain is
 	// not otherwise verified; with them, both checks must pass.
 	Fingerprints []string
-	// TLSServerName overrides the name verified against the certificate.
+	// TLSServerName overrides the name verified against the certificate
+	// of the pool URL's host only. The other hosts of the pool, reached by
+	// a redirect or by a host-targeted transfer (GetExportFrom), are
+	// verified against their own address.
 	TLSServerName string
 	// Insecure disables certificate verification. It cannot be combined
 	// with CAFile, CAPEM or Fingerprints.
 	Insecure bool
+
+	// HostURLs maps the UUID of a pool member to the base URL that reaches
+	// it ("https://gw.example:8443"), for the hosts that cannot be reached
+	// as GetExportFrom reaches them by default: the pool URL's scheme and
+	// port on the host's address (host.address), which is how XAPI itself
+	// names a host (its redirects go to https://<host.address><path>). Use
+	// it when members sit behind port forwarding, and in tests, where the
+	// simulator's member listeners (xapisim StartHost) cannot be on the
+	// pool URL's port. Only the scheme and host:port of a URL are used; an
+	// http URL is refused when the pool URL is https, as the session
+	// would be sent in clear. The pool master is always reached through
+	// the pool URL.
+	HostURLs map[string]string
 
 	// MaxConns bounds the concurrent RPC connections to the host;
 	// calls beyond it wait for a free connection. Default 32. Long polls
@@ -74,6 +90,10 @@ type Options struct {
 	// to fall back. JSON-RPC answers are about 2.6 times smaller.
 	Transport string
 }
+
+// ErrInvalidHostURL: an Options.HostURLs entry is not an http(s) URL
+// with a host, or is http for an https pool.
+var ErrInvalidHostURL = errors.New("xapi: invalid host URL")
 
 // Transports of Options.Transport.
 const (
@@ -100,6 +120,15 @@ func (o *Options) valid() error {
 	}
 	if o.Insecure && (o.CAFile != "" || len(o.CAPEM) > 0 || len(o.Fingerprints) > 0) {
 		return ErrConflictingTLS
+	}
+	for uuid, raw := range o.HostURLs {
+		h, err := url.Parse(raw)
+		if err != nil || (h.Scheme != "http" && h.Scheme != "https") || h.Host == "" || h.User != nil {
+			return fmt.Errorf("%w: host %s: %q", ErrInvalidHostURL, uuid, raw)
+		}
+		if u.Scheme == "https" && h.Scheme != "https" {
+			return fmt.Errorf("%w: host %s: %q is http while the pool URL is https (the session would be sent in clear)", ErrInvalidHostURL, uuid, raw)
+		}
 	}
 	if o.CallTimeout < 0 || o.EventTimeout < 0 || o.MaxConns < 0 {
 		return ErrInvalidTimeout

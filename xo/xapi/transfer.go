@@ -50,7 +50,8 @@ type Download struct {
 // task labelled label: session_id and task_id are added to the query
 // (xapi.md §7.1). An answer other than 200, or a 200 whose body starts with
 // "HTTP/" (XAPI bug #4603), is an error: the task's error if it failed
-// (e.g. VM_BAD_POWER_STATE), else one matching ErrTransfer.
+// (e.g. VM_BAD_POWER_STATE), else one matching ErrTransfer. A request that
+// could not be sent is a *TransportError (ErrUnreachable).
 //
 // The pool master redirects the export of an object on another host's
 // local SR to that host (302, Location on the host's address with the same
@@ -59,6 +60,82 @@ type Download struct {
 // certificates), and refuses one from https to http, which would send the
 // session in clear.
 func (c *Client) GetExport(ctx context.Context, path string, query url.Values, label string) (*Download, error) {
+	return c.getExport(ctx, nil, path, query, label)
+}
+
+// GetExportFrom is GetExport sent to host instead of the pool URL, for the
+// handlers XAPI answers for the host that receives the request: the
+// /rrd_updates of that host and of the VMs resident on it, its
+// /audit_log, its /host_logs_download. The pool master is reached through
+// the pool URL (GetExport). Another host is reached at
+// Options.HostURLs[its uuid] when set, else on its address
+// (host.get_address) with the pool URL's scheme and port (a port in the
+// address wins; an IPv6 address is bracketed), as XAPI's own redirects
+// name a host (https://<host.address><path>). The task is created through
+// the pool URL as for GetExport, and the request carries the same session
+// (sessions are pool-wide). TLS is as for a redirect: the host's
+// certificate is verified against its own address, not
+// Options.TLSServerName, so pinned fingerprints must list it and a CA
+// must have signed it. A redirect from the host is followed as
+// GetExport's are. Errors name the host's URL ("on host
+// https://10.0.0.2/rrd_updates"), never the session; a request that could
+// not be sent (connection refused, TLS handshake refused) is a
+// *TransportError, matching ErrUnreachable, as for GetExport.
+func (c *Client) GetExportFrom(ctx context.Context, host Ref, path string, query url.Values, label string) (*Download, error) {
+	target, err := c.HostURL(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s on host %s: %w", path, host, err)
+	}
+	return c.getExport(ctx, target, path, query, label)
+}
+
+// HostURL returns the base URL that GetExportFrom sends host's requests
+// to (see there): nil for the pool master, which is reached through the
+// pool URL.
+func (c *Client) HostURL(ctx context.Context, host Ref) (*url.URL, error) {
+	var pools []Ref
+	if err := c.CallInto(ctx, &pools, "pool.get_all"); err != nil {
+		return nil, err
+	}
+	for _, p := range pools {
+		var master Ref
+		if err := c.CallInto(ctx, &master, "pool.get_master", p); err != nil {
+			return nil, err
+		}
+		if master == host {
+			return nil, nil
+		}
+	}
+	if len(c.opts.HostURLs) > 0 {
+		var uuid string
+		if err := c.CallInto(ctx, &uuid, "host.get_uuid", host); err != nil {
+			return nil, err
+		}
+		if raw, ok := c.opts.HostURLs[uuid]; ok {
+			u, err := url.Parse(raw) // checked by valid
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidHostURL, err)
+			}
+			return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}, nil
+		}
+	}
+	var addr string
+	if err := c.CallInto(ctx, &addr, "host.get_address", host); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(addr) == "" {
+		return nil, fmt.Errorf("%w: host %s has no address", ErrTransfer, host)
+	}
+	c.mu.Lock()
+	base := c.base
+	c.mu.Unlock()
+	u := masterURL(base, strings.TrimSpace(addr))
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}, nil
+}
+
+// getExport is GetExport sent to target's scheme and host:port (nil: the
+// pool URL).
+func (c *Client) getExport(ctx context.Context, target *url.URL, path string, query url.Values, label string) (*Download, error) {
 	task, raw, err := c.transferTask(ctx, path, query, label)
 	if err != nil {
 		return nil, err
@@ -69,6 +146,16 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 		return nil, fmt.Errorf("GET %s: %w", path, c.redact(err))
 	}
 	origin := u.Host
+	if target != nil {
+		u.Scheme, u.Host = target.Scheme, target.Host
+	}
+	first := u.Host
+	note := func(u *url.URL) string {
+		if u.Host == first && first != origin {
+			return " (on host " + hostURL(u) + ")"
+		}
+		return redirectedTo(u, origin)
+	}
 	var resp *http.Response
 	for redirects := 0; ; redirects++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -81,7 +168,11 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 		resp, err = hc.Do(req)
 		done()
 		if err != nil {
-			err = fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), c.redact(err))
+			if !sent.Load() && ctx.Err() == nil {
+				// no handler received it: the host is unreachable
+				err = &TransportError{Method: "GET", URL: hostURL(u), Err: unwrapURLError(err)}
+			}
+			err = fmt.Errorf("GET %s%s: %w", path, note(u), c.redact(err))
 			if !sent.Load() {
 				c.abandonTask(ctx, task, err)
 			}
@@ -93,14 +184,14 @@ func (c *Client) GetExport(ctx context.Context, path string, query url.Values, l
 		}
 		next, err := redirectTarget(u, resp)
 		if err != nil {
-			err = fmt.Errorf("GET %s%s: %w", path, redirectedTo(u, origin), err)
+			err = fmt.Errorf("GET %s%s: %w", path, note(u), err)
 			c.abandonTask(ctx, task, err)
 			c.dropTask(ctx, task, false)
 			return nil, err
 		}
 		u = next
 	}
-	what := "GET " + path + redirectedTo(u, origin)
+	what := "GET " + path + note(u)
 	if resp.StatusCode != http.StatusOK {
 		err := c.statusError(ctx, task, what, resp)
 		c.dropTask(ctx, task, true)

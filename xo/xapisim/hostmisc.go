@@ -32,8 +32,8 @@ import (
 // etc/xensource-inventory.
 //
 // Both run in the request's task_id task (or one of their own) and are
-// answered by the master, which stands for every host: the simulator
-// serves one address.
+// answered for the host that receives the request: a member on its own
+// listener (StartHost), else the session's this_host (the master).
 
 // registerHostFiles registers GET /audit_log and GET /host_logs_download
 // (with XAPI's prefix matching: a trailing slash is accepted too).
@@ -88,6 +88,15 @@ func localHost(tx *Tx, session string) string {
 	return NullRef
 }
 
+// answeringHost is the host whose files answer r: the host of the member
+// listener r arrived on (StartHost), else localHost.
+func answeringHost(tx *Tx, r *http.Request, session string) string {
+	if h, ok := r.Context().Value(localHostKey{}).(string); ok {
+		return h
+	}
+	return localHost(tx, session)
+}
+
 // auditLines returns the audit log of host, oldest first.
 func auditLines(tx *Tx, host string) []string {
 	hrec, _ := tx.GetClass("host", host)
@@ -132,7 +141,7 @@ func (s *Simulator) serveAuditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	since := auditSince(t.param("since"))
 	var lines []string
-	s.DB.Read(func(tx *Tx) { lines = auditLines(tx, localHost(tx, t.session)) })
+	s.DB.Read(func(tx *Tx) { lines = auditLines(tx, answeringHost(tx, r, t.session)) })
 	if err := t.respond(w, "HTTP/1.1", "Content-Type", "text/plain"); err != nil {
 		t.finish(nil, err)
 		return
@@ -160,7 +169,7 @@ func (s *Simulator) serveHostLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var files []hostFile
-	s.DB.Read(func(tx *Tx) { files = hostLogFiles(tx, localHost(tx, t.session), s.Now()) })
+	s.DB.Read(func(tx *Tx) { files = hostLogFiles(tx, answeringHost(tx, r, t.session), s.Now()) })
 	if err := t.respond(w, "HTTP/1.1"); err != nil {
 		t.finish(nil, err)
 		return

@@ -16,8 +16,8 @@ import (
 // Performance data (RRDs).
 //
 // The simulator answers GET /rrd_updates as xcp-rrdd does on the host that
-// receives the request (the pool master: the simulator has one address),
-// through xapi's forwarder (rrdd_proxy.ml get_rrd_updates_forwarder):
+// receives the request (the pool master on the pool URL, a member on its
+// own listener: StartHost), through xapi's forwarder (rrdd_proxy.ml get_rrd_updates_forwarder):
 //
 //   - authentication as every data-plane handler (session_id or Basic, else
 //     401); a task_id names a task that is completed when the answer is
@@ -390,6 +390,7 @@ type rrdQuery struct {
 	host     bool
 	vms      []string // vm_uuid filter; nil for every VM
 	json     bool
+	local    string // the host whose xcp-rrdd answers ("": the master)
 }
 
 // parseRRDQuery parses the query of r. status is 400 when start is
@@ -487,6 +488,7 @@ func (st *rrdState) serveUpdates(w http.ResponseWriter, r *http.Request) {
 		HTTPError(w, status, "")
 		return
 	}
+	q.local = st.sim.dataPlane().localHost(r)
 	u, ok := st.updates(q, st.sim.Now().Unix())
 	if !ok {
 		complete(NewFault("INTERNAL_ERROR", "Rrd.No_RRA_Available"))
@@ -528,7 +530,10 @@ type rrdRow struct {
 func (st *rrdState) updates(q rrdQuery, now int64) (rrdUpdates, bool) {
 	var owners []rrdOwner
 	st.sim.DB.Read(func(tx *Tx) {
-		host := rrdMaster(tx)
+		host := q.local
+		if host == "" {
+			host = rrdMaster(tx)
+		}
 		if q.host {
 			if hr, ok := tx.GetClass("host", host); ok {
 				owners = append(owners, rrdOwner{prefix: "host:" + str(hr, "uuid") + ":", sources: hostSources(tx, host)})
