@@ -2,8 +2,12 @@ package main
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"testing"
 
+	"github.com/xorest/xorest/auth"
 	"github.com/xorest/xorest/handlers"
 	"github.com/xorest/xorest/xo/xapi"
 	"github.com/xorest/xorest/xo/xapisim"
@@ -67,6 +71,35 @@ func TestVerifyBasic(t *testing.T) {
 			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	// Through the handlers: a read-only subject can neither read nor mint
+	// a token; a pool-admin subject can.
+	store, err := auth.NewFileStore(filepath.Join(t.TempDir(), "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := handlers.New(handlers.Config{Tokens: store, Collections: []string{"vms"}, VerifyBasic: verify})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, method, path, user, password string
+		want                               int
+	}{
+		{"read-only subject reads", http.MethodGet, "/rest/v0", "reader", "pw-reader", http.StatusForbidden},
+		{"read-only subject mints a token", http.MethodPost, "/rest/v0/users/authentication_tokens", "reader", "pw-reader", http.StatusForbidden},
+		{"pool-admin subject reads", http.MethodGet, "/rest/v0", "admin", "pw-admin", http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, tt.path, nil)
+			req.SetBasicAuth(tt.user, tt.password)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("%s %s as %s: %d %s, want %d", tt.method, tt.path, tt.user, rec.Code, rec.Body, tt.want)
 			}
 		})
 	}
