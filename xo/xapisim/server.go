@@ -206,8 +206,10 @@ func requestParam(r *http.Request, name string) string {
 // in a cookie or the query, else HTTP Basic credentials, for which a
 // temporary session is created. Call logout when the request is done (it
 // ends the temporary session, and does nothing for a caller's session). The
-// error is a *Fault: SESSION_INVALID or SESSION_AUTHENTICATION_FAILED; the
-// handler should then answer with Unauthorized.
+// error is a *Fault: SESSION_INVALID or SESSION_AUTHENTICATION_FAILED (or,
+// for a user of the external directory, SESSION_AUTHORIZATION_FAILED or
+// RBAC_PERMISSION_DENIED); the handler should then answer with
+// Unauthorized. Expired sessions are collected first (sessiongc.go).
 func (s *Simulator) HTTPSession(r *http.Request) (session string, logout func(), err error) {
 	s.maybeCollectSessions()
 	if ref := requestParam(r, "session_id"); ref != "" {
