@@ -100,7 +100,11 @@ func (s *Simulator) serveRPC(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "Internal Server Error", err.Error())
 		return
 	}
-	result, fault, bare := s.dispatch(r.Context(), req.method, req.params)
+	ctx := r.Context()
+	if h, ok := ctx.Value(localHostKey{}).(string); ok && h != s.MasterHost() {
+		ctx = context.WithValue(ctx, memberRPCKey{}, true)
+	}
+	result, fault, bare := s.dispatch(ctx, req.method, req.params)
 	buf := s.getBuffer()
 	defer s.putBuffer(buf)
 	var out []byte
@@ -202,9 +206,12 @@ func requestParam(r *http.Request, name string) string {
 // in a cookie or the query, else HTTP Basic credentials, for which a
 // temporary session is created. Call logout when the request is done (it
 // ends the temporary session, and does nothing for a caller's session). The
-// error is a *Fault: SESSION_INVALID or SESSION_AUTHENTICATION_FAILED; the
-// handler should then answer with Unauthorized.
+// error is a *Fault: SESSION_INVALID or SESSION_AUTHENTICATION_FAILED (or,
+// for a user of the external directory, SESSION_AUTHORIZATION_FAILED or
+// RBAC_PERMISSION_DENIED); the handler should then answer with
+// Unauthorized. Expired sessions are collected first (sessiongc.go).
 func (s *Simulator) HTTPSession(r *http.Request) (session string, logout func(), err error) {
+	s.maybeCollectSessions()
 	if ref := requestParam(r, "session_id"); ref != "" {
 		if !s.SessionValid(ref) {
 			return "", nil, NewFault("SESSION_INVALID", ref)
@@ -212,10 +219,10 @@ func (s *Simulator) HTTPSession(r *http.Request) (session string, logout func(),
 		return ref, func() {}, nil
 	}
 	if user, pwd, ok := r.BasicAuth(); ok {
-		if !s.CheckPassword(user, pwd) {
-			return "", nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+		ref, err := s.loginWithPassword(user, pwd, "")
+		if err != nil {
+			return "", nil, err
 		}
-		ref := s.Login(user, "")
 		return ref, func() { s.Logout(ref) }, nil
 	}
 	return "", nil, NewFault("SESSION_AUTHENTICATION_FAILED")

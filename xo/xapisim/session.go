@@ -1,6 +1,9 @@
 package xapisim
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // sessionClass is the registry class of sessions.
 const sessionClass = "session"
@@ -21,17 +24,23 @@ func (s *Simulator) SessionValid(ref string) bool {
 // without checking a password, and returns its ref. Data-plane handlers
 // use it for HTTP Basic authentication.
 func (s *Simulator) Login(user, originator string) string {
+	rec := NewRecord(sessionClass)
+	rec["is_local_superuser"] = true
+	rec["auth_user_name"] = user
+	return s.newSession(rec, originator)
+}
+
+// newSession stores a session made of rec (the subject's fields) and
+// returns its ref.
+func (s *Simulator) newSession(rec Record, originator string) string {
 	host := s.MasterHost()
 	now := s.Now()
 	var ref string
 	_ = s.DB.Write(func(tx *Tx) error {
-		rec := NewRecord(sessionClass)
 		rec["this_host"] = host
 		rec["this_user"] = NullRef
 		rec["last_active"] = now
 		rec["validation_time"] = now
-		rec["is_local_superuser"] = true
-		rec["auth_user_name"] = user
 		rec["originator"] = originator
 		rec["pool"] = false
 		ref = tx.NewRef()
@@ -39,6 +48,26 @@ func (s *Simulator) Login(user, originator string) string {
 		return nil
 	})
 	return ref
+}
+
+// loginWithPassword is Xapi_session.login_with_password on the master:
+// the local superuser's credentials, else (with external authentication
+// enabled) a subject of the directory.
+func (s *Simulator) loginWithPassword(user, password, originator string) (string, error) {
+	if s.CheckPassword(user, password) {
+		return s.Login(user, originator), nil
+	}
+	s.mu.RLock()
+	external := len(s.directory) > 0
+	s.mu.RUnlock()
+	if !external {
+		return "", NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+	}
+	rec, err := s.externalLogin(user, password)
+	if err != nil {
+		return "", err
+	}
+	return s.newSession(rec, originator), nil
 }
 
 // Logout destroys session ref; it reports whether it existed.
@@ -52,6 +81,49 @@ func (s *Simulator) Logout(ref string) bool {
 		return nil
 	})
 	return found
+}
+
+// SetMasterAddress sets the address that pool members' listeners
+// (StartHost) give in HOST_IS_SLAVE, Pool_role.get_master_address on a
+// real member. The default, "", is the pool master's host.address; a test
+// serving the master on a loopback port sets "127.0.0.1:port" so that
+// clients can follow it.
+func (s *Simulator) SetMasterAddress(address string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.masterAddr = address
+}
+
+// masterAddress is the master address members give in HOST_IS_SLAVE.
+func (s *Simulator) masterAddress() string {
+	s.mu.RLock()
+	addr := s.masterAddr
+	s.mu.RUnlock()
+	if addr != "" {
+		return addr
+	}
+	master := s.MasterHost()
+	s.DB.Read(func(tx *Tx) {
+		rec, _ := tx.GetClass("host", master)
+		addr = str(rec, "address")
+	})
+	return addr
+}
+
+// memberRPCKey is the context key marking an RPC that arrived on the
+// listener of a pool member (StartHost), not on the master's.
+type memberRPCKey struct{}
+
+// isMemberListener reports whether ctx is an RPC received by the listener
+// of a host other than the pool master. Calls that data-plane handlers
+// make (Simulator.Call) are not: a real member's handlers reach the
+// master with a pool session.
+func (s *Simulator) isMemberListener(ctx context.Context) bool {
+	if ctx == nil {
+		return false
+	}
+	member, _ := ctx.Value(memberRPCKey{}).(bool)
+	return member
 }
 
 // CheckPassword reports whether user and password are the simulator's
@@ -82,10 +154,17 @@ func (s *Simulator) registerSession() {
 		if master != "" {
 			return nil, NewFault("HOST_IS_SLAVE", master)
 		}
-		if !s.CheckPassword(user, pwd) {
-			return nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+		if c.Method == "session.login_with_password" && s.isMemberListener(c.Ctx) {
+			// Xapi_session.login_with_password on a supporter.
+			return nil, NewFault("HOST_IS_SLAVE", s.masterAddress())
 		}
-		return s.Login(user, originator), nil
+		if c.Method == "session.slave_local_login_with_password" {
+			if !s.CheckPassword(user, pwd) {
+				return nil, NewFault("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+			}
+			return s.Login(user, originator), nil
+		}
+		return s.loginWithPassword(user, pwd, originator)
 	}
 	s.Register("session.login_with_password", Method{Params: 4, Defaults: 2, NoSession: true, Handler: login})
 	s.Register("session.slave_local_login_with_password", Method{Params: 2, NoSession: true, Handler: login})
@@ -111,6 +190,7 @@ func (s *Simulator) registerSession() {
 		s.password = pwd
 		return nil, nil
 	}})
+	s.registerSubject()
 	s.Register("session.get_all_subject_identifiers", Method{Handler: func(c *Call) (any, error) {
 		return []string{}, nil
 	}})

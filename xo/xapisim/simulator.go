@@ -24,10 +24,14 @@ type Simulator struct {
 	user     string
 	password string
 	master   string // master address when playing a pool member, "" for the master
-	now      func() time.Time
-	mux      *http.ServeMux
-	handlers int        // patterns registered on mux
-	data     *dataPlane // transfers, VDI contents and NBD (vdidata.go)
+	// masterAddr is the address members' listeners give in HOST_IS_SLAVE
+	// ("" for the master host's address).
+	masterAddr string
+	directory  map[string]externalUser // simulated external directory (rbac.go)
+	now        func() time.Time
+	mux        *http.ServeMux
+	handlers   int        // patterns registered on mux
+	data       *dataPlane // transfers, VDI contents and NBD (vdidata.go)
 
 	hooks  hooks
 	legacy legacyEvents // event.register subscriptions
@@ -36,6 +40,8 @@ type Simulator struct {
 
 	tasksMu sync.Mutex
 	tasks   map[string]*taskRun // running tasks by ref
+
+	gc sessionGC // session expiry (sessiongc.go)
 }
 
 // New returns a simulator holding m's inventory, with the core methods
@@ -137,8 +143,11 @@ func (s *Simulator) SetPoolMember(masterAddress string) {
 // SetClock replaces the simulator's clock (task and session times).
 func (s *Simulator) SetClock(now func() time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.now = now
+	s.mu.Unlock()
+	s.gc.mu.Lock()
+	s.gc.last = time.Time{} // the GC period restarts on the new clock
+	s.gc.mu.Unlock()
 }
 
 // Now returns the simulator's current time, in UTC and whole seconds as
@@ -188,6 +197,7 @@ func (s *Simulator) dispatch(ctx context.Context, name string, params []any) (an
 	if bad, ok := invalidUTF8(params); ok {
 		return nil, NewFault("INVALID_VALUE", "Invalid UTF-8 string in parameter", bad), false
 	}
+	s.maybeCollectSessions()
 	label := name
 	async := strings.HasPrefix(name, "Async.")
 	if async {
@@ -223,9 +233,16 @@ func (s *Simulator) dispatch(ctx context.Context, name string, params []any) (an
 		args = args[:m.Params] // trailing params beyond the defaulted ones are ignored
 	}
 	if !m.NoSession {
-		ref, _ := params[0].(string)
-		if !s.SessionValid(ref) {
+		ref, isStr := params[0].(string)
+		if !isStr {
 			return nil, NewFault("SESSION_INVALID", fmt.Sprint(params[0])), false
+		}
+		rec, f := s.checkSession(ctx, ref)
+		if f != nil {
+			return nil, f, false
+		}
+		if f := s.checkPermission(name, rec); f != nil {
+			return nil, f, false
 		}
 		session = ref
 	}
