@@ -538,11 +538,11 @@ func (c *Client) jsonRoundTrip(ctx context.Context, hc *http.Client, base *url.U
 		}
 		return nil, nil
 	}
-	v, err := decodeJSONResult(resp.Body)
+	// Records are converted with the schema while they are decoded.
+	v, err := decodeJSONResultFor(resp.Body, c.schema, method)
 	if err != nil {
 		return nil, decodeFailure(ctx, u, method, err)
 	}
-	v = c.schema.result(method, v)
 	if out == nil {
 		return v, nil
 	}
