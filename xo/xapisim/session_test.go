@@ -104,14 +104,15 @@ func TestSessionLimits(t *testing.T) {
 		clock.advance(time.Second)
 		return srv.Login(user, originator)
 	}
-	var anon, xo, other, alice []string
+	var anon, xo, alice []string
 	for range 4 {
 		anon = append(anon, login("root", ""))
 	}
 	for range 3 {
 		xo = append(xo, login("root", "xo"))
 	}
-	other = append(other, login("root", "other"))
+	other := login("root", "other") // alone under its originator: kept
+
 	for range 3 {
 		alice = append(alice, login("alice", "xo"))
 	}
@@ -125,6 +126,9 @@ func TestSessionLimits(t *testing.T) {
 	slices.Sort(want)
 	if got := srv.CollectSessions(); !slices.Equal(got, want) {
 		t.Fatalf("first pass destroyed %q, want %q", got, want)
+	}
+	if !sessionExists(srv.Simulator, other) {
+		t.Error("the only session of its originator was destroyed")
 	}
 
 	// Two hours later every idle session is gone, but the one whose task
