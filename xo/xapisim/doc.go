@@ -59,6 +59,21 @@
 // authenticate with HTTPSession (session_id cookie or query, or HTTP Basic),
 // find their task with RequestTask (task_id, or a new task) and finish it
 // with CompleteTask; HTTPError and Unauthorized write XAPI's error pages.
+// StartHost gives a pool member a listener of its own: the master's
+// transfer handlers then redirect (302) requests for objects on that
+// member's local SRs to it, as XAPI does (model LocalStorage), and its
+// /rrd_updates, /audit_log and /host_logs_download answer for that host.
+//
+// # Sessions and RBAC
+//
+// Sessions expire as in XAPI's DB GC (SessionLimits: the inactivity
+// timeout and the per-originator and per-user limits; a pass runs lazily
+// before a call once GCInterval has passed on the simulator's clock, or on
+// CollectSessions). External users (AddExternalUser) log in as subjects
+// with XAPI's static roles; every call is checked against the session's
+// rbac_permissions (RBAC_PERMISSION_DENIED, roles from the datamodel). A
+// login on a member's listener answers HOST_IS_SLAVE with
+// SetMasterAddress's address.
 //
 // # Tests
 //
