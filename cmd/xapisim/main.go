@@ -12,6 +12,8 @@
 // their own, whose SHA-256 fingerprint is printed. A listener cannot be on
 // the pool URL's port, so an XAPI client reaches a member through an
 // explicit URL (xo/xapi Options.HostURLs, keyed by the host uuid printed).
+// As on a real member, a login there answers HOST_IS_SLAVE, with the
+// master's listener address; the master's sessions serve its transfers.
 //
 //	xapisim --local-storage --member-listen host1=127.0.0.1:8082 --member-tls
 //
@@ -29,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -196,6 +199,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	}
 	fmt.Fprintf(out, "xapisim: serving a pool of %s VMs at %s (user %q)\n", strconv.Itoa(cfg.vms), url, cfg.user)
 	members, _ := memberListens(cfg.members) // checked by parseConfig
+	if len(members) > 0 {
+		// A login on a member answers HOST_IS_SLAVE with the address of
+		// the master: this listener's, so that clients can follow it.
+		if u, err := neturl.Parse(url); err == nil {
+			sim.SetMasterAddress(u.Host)
+		}
+	}
 	for _, ml := range members {
 		ep, err := sim.StartHost(ml.host, ml.addr, cfg.memberTLS)
 		if err != nil {
