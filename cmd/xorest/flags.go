@@ -44,6 +44,31 @@ func importAllow(m multiFlag) ([]string, error) {
 	return entries, nil
 }
 
+// hostURLsUsage documents --xapi-host-url.
+const hostURLsUsage = "base URL of a pool member, as UUID=URL (repeatable or comma-separated), when it is not reachable on the pool URL's port at its address (port forwarding); its stats, logs and audit log are fetched there"
+
+// hostURLs returns the entries of --xapi-host-url as a map from host uuid
+// to base URL (xapi.Options.HostURLs, which checks the URLs).
+func hostURLs(m multiFlag) (map[string]string, error) {
+	var out map[string]string
+	for _, v := range m {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			uuid, u, ok := strings.Cut(e, "=")
+			if !ok || strings.TrimSpace(uuid) == "" || strings.TrimSpace(u) == "" {
+				return nil, fmt.Errorf("%w: --xapi-host-url (XOREST_XAPI_HOST_URL): %q is not UUID=URL", errUsage, e)
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[strings.TrimSpace(uuid)] = strings.TrimSpace(u)
+		}
+	}
+	return out, nil
+}
+
 // parseFlags parses args into fs after applying XOREST_<FLAG> environment
 // variables, so that the command line wins over the environment.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {

@@ -36,7 +36,8 @@ import (
 //	XOREST_XAPI_PASSWORD_SECRET  a Secrets Manager secret (ARN or name); a JSON
 //	                             secret gives its "password" field
 //	XOREST_XAPI_PASSWORD_SSM     an SSM parameter name (SecureString decrypted)
-//	XOREST_XAPI_CA_FILE, XOREST_XAPI_FINGERPRINT, XOREST_XAPI_INSECURE as for serve
+//	XOREST_XAPI_CA_FILE, XOREST_XAPI_FINGERPRINT, XOREST_XAPI_INSECURE,
+//	XOREST_XAPI_HOST_URL         as for serve
 //	XOREST_TOKEN_STORE           default file:/tmp/xorest/tokens.json (per instance)
 //	XOREST_LAMBDA_MODE           auto (default), v1, v2 or stream
 //	XOREST_LOG_LEVEL, XOREST_LOG_FORMAT (default json)
@@ -53,6 +54,7 @@ type lambdaConfig struct {
 	xapiUser     string
 	caFile       string
 	fingerprints multiFlag
+	hostURLs     map[string]string
 	insecure     bool
 	tokenStore   string
 	mode         deploy.Mode
@@ -79,6 +81,8 @@ func parseLambda(getenv func(string) string) (lambdaConfig, error) {
 	fs.Var(&cfg.xapi, "xapi", "URL of a pool master (XOREST_XAPI, comma-separated)")
 	fs.StringVar(&cfg.xapiUser, "xapi-user", "root", "XAPI user")
 	fs.StringVar(&cfg.caFile, "xapi-ca-file", "", "PEM file of the hosts' CA")
+	var hosts multiFlag
+	fs.Var(&hosts, "xapi-host-url", hostURLsUsage)
 	fs.Var(&cfg.fingerprints, "xapi-fingerprint", "pinned SHA-256 fingerprint of a host certificate")
 	fs.BoolVar(&cfg.insecure, "xapi-insecure", false, "do not verify the hosts' TLS certificates (unsafe)")
 	fs.StringVar(&cfg.tokenStore, "token-store", defaultLambdaTokenStore, "where tokens are stored")
@@ -93,6 +97,9 @@ func parseLambda(getenv func(string) string) (lambdaConfig, error) {
 	}
 	var err error
 	if cfg.importAllow, err = importAllow(allow); err != nil {
+		return cfg, err
+	}
+	if cfg.hostURLs, err = hostURLs(hosts); err != nil {
 		return cfg, err
 	}
 	m, err := deploy.ParseMode(mode)
@@ -247,7 +254,7 @@ func lambdaCommand(ctx context.Context, args []string, getenv func(string) strin
 	for i, u := range cfg.xapi {
 		opts[i] = xapi.Options{
 			URL: u, Username: cfg.xapiUser, Password: password,
-			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
+			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure, HostURLs: cfg.hostURLs,
 		}
 	}
 	// Jobs (actions, imports from a URL) run as asynchronous invocations

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -292,5 +293,46 @@ func TestServeBasicAuthAgainstPool(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, body)
 			}
 		})
+	}
+}
+
+func TestHostURLsFlag(t *testing.T) {
+	const a, b = "6a1f5c0e-0000-4000-8000-000000000001", "6a1f5c0e-0000-4000-8000-000000000002"
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    map[string]string
+		wantErr bool
+	}{
+		{name: "none"},
+		{name: "repeated flag", args: []string{"--xapi-host-url", a + "=https://gw:8443", "--xapi-host-url", b + "=https://gw:8444"},
+			want: map[string]string{a: "https://gw:8443", b: "https://gw:8444"}},
+		{name: "from the environment", env: map[string]string{"XOREST_XAPI_HOST_URL": a + "=https://gw:8443, " + b + "=https://gw:8444"},
+			want: map[string]string{a: "https://gw:8443", b: "https://gw:8444"}},
+		{name: "no URL", args: []string{"--xapi-host-url", a}, wantErr: true},
+		{name: "no uuid", args: []string{"--xapi-host-url", "=https://gw"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseServe(tt.args, envOf(tt.env))
+			if tt.wantErr {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("err = %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(cfg.hostURLs, tt.want) {
+				t.Errorf("host URLs %v, want %v", cfg.hostURLs, tt.want)
+			}
+		})
+	}
+	// Lambda reads the same variable.
+	cfg, err := parseLambda(envOf(map[string]string{"XOREST_XAPI": "https://a", "XOREST_XAPI_PASSWORD": "pw", "XOREST_XAPI_HOST_URL": a + "=https://gw:8443"}))
+	if err != nil || cfg.hostURLs[a] != "https://gw:8443" {
+		t.Fatalf("lambda: %v %v", cfg.hostURLs, err)
 	}
 }

@@ -29,6 +29,7 @@ type serveConfig struct {
 	xapiPassword string
 	caFile       string
 	fingerprints multiFlag
+	hostURLs     map[string]string
 	insecure     bool
 	tokenStore   string
 	logLevel     string
@@ -44,6 +45,8 @@ func parseServe(args []string, getenv func(string) string) (serveConfig, error) 
 	fs.Var(&cfg.xapi, "xapi", "URL of a pool master, e.g. https://192.168.1.10 (repeat for several pools); none starts an embedded simulated pool")
 	fs.StringVar(&cfg.xapiUser, "xapi-user", "root", "XAPI user for the service connections (password: XOREST_XAPI_PASSWORD)")
 	fs.StringVar(&cfg.caFile, "xapi-ca-file", "", "PEM file of the CA (or self-signed certificate) that signs the hosts' certificates")
+	var hosts multiFlag
+	fs.Var(&hosts, "xapi-host-url", hostURLsUsage)
 	fs.Var(&cfg.fingerprints, "xapi-fingerprint", "pinned SHA-256 fingerprint of a host certificate (repeatable)")
 	fs.BoolVar(&cfg.insecure, "xapi-insecure", false, "do not verify the hosts' TLS certificates (unsafe)")
 	fs.StringVar(&cfg.tokenStore, "token-store", defaultTokenStore(getenv), "where tokens are stored: file:PATH or s3://bucket/prefix")
@@ -55,6 +58,10 @@ func parseServe(args []string, getenv func(string) string) (serveConfig, error) 
 		return cfg, err
 	}
 	if _, err := importAllow(cfg.importAllow); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.hostURLs, err = hostURLs(hosts); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() != 0 {
@@ -122,7 +129,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	for i, u := range cfg.xapi {
 		opts[i] = xapi.Options{
 			URL: u, Username: cfg.xapiUser, Password: cfg.xapiPassword,
-			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure,
+			CAFile: cfg.caFile, Fingerprints: cfg.fingerprints, Insecure: cfg.insecure, HostURLs: cfg.hostURLs,
 		}
 	}
 	pools, err := xo.New(xo.Config{XAPI: opts})
