@@ -16,13 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/xorest/xorest/auth"
+	"github.com/xorest/xorest/transfer/s3"
 )
 
 var _ auth.Store = (*Store)(nil)
@@ -103,37 +102,19 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// newClient builds an SDK client from cfg's connection settings.
+// newClient builds an SDK client from cfg's connection settings, as
+// transfer/s3 builds the exports' client (one place reads the AWS
+// configuration).
 func newClient(ctx context.Context, cfg Config) (*awss3.Client, error) {
-	var awsCfg aws.Config
-	if cfg.AccessKeyID != "" {
-		awsCfg = aws.Config{
-			Region:      cfg.Region,
-			Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)),
-		}
-	} else {
-		var opts []func(*config.LoadOptions) error
-		if cfg.Region != "" {
-			opts = append(opts, config.WithRegion(cfg.Region))
-		}
-		loaded, err := config.LoadDefaultConfig(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("s3store: load AWS configuration: %w", err)
-		}
-		awsCfg = loaded
+	c, err := s3.New(ctx, s3.Config{
+		Endpoint: cfg.Endpoint, Region: cfg.Region, UsePathStyle: cfg.UsePathStyle,
+		AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey, SessionToken: cfg.SessionToken,
+		HTTPClient: cfg.HTTPClient,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
-	}
-	if cfg.HTTPClient != nil {
-		awsCfg.HTTPClient = cfg.HTTPClient
-	}
-	return awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
-		o.UsePathStyle = cfg.UsePathStyle
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
-		}
-	}), nil
+	return c.API(), nil
 }
 
 // Location returns the store's bucket and prefix as s3://bucket[/prefix].
