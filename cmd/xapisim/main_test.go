@@ -71,23 +71,8 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestRunServesAndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--vms", "2"}, func(string) string { return "" }, pw)
-		pw.Close()
-	}()
-	line := make([]byte, 256)
-	n, err := pr.Read(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := regexp.MustCompile(`http://127\.0\.0\.1:\d+/`).FindString(string(line[:n]))
-	if url == "" {
-		t.Fatalf("no URL in %q", line[:n])
-	}
-	go io.Copy(io.Discard, pr)
+	m, _, stop := startRun(t, []string{"--listen", "127.0.0.1:0", "--vms", "2"}, regexp.MustCompile(`http://127\.0\.0\.1:\d+/`))
+	url := string(m[0])
 	body := []byte(`<?xml version="1.0"?><methodCall><methodName>session.login_with_password</methodName><params><param><value>root</value></param><param><value>password</value></param></params></methodCall>`)
 	resp, err := http.Post(url, "text/xml", bytes.NewReader(body))
 	if err != nil {
@@ -98,40 +83,14 @@ func TestRunServesAndStops(t *testing.T) {
 	if !bytes.Contains(b, []byte("<value>Success</value>")) {
 		t.Fatalf("login: %s", b)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	stop()
 }
 
 // TestRunServesMember starts host1's own TLS listener: the printed
 // fingerprint is its certificate's, and it answers XAPI calls.
 func TestRunServesMember(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--vms", "2", "--local-storage", "--member-listen", "host1=127.0.0.1:0", "--member-tls"}, func(string) string { return "" }, pw)
-		pw.Close()
-	}()
-	var out []byte
-	buf := make([]byte, 512)
-	re := regexp.MustCompile(`member host1 \(host uuid ([0-9a-f-]{36})\) at (https://127\.0\.0\.1:\d+/) \(certificate sha256 ([0-9a-f]{64})\)`)
-	var m [][]byte
-	for m == nil {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("output %q: %v", out, err)
-		}
-		out = append(out, buf[:n]...)
-		m = re.FindSubmatch(out)
-	}
-	go io.Copy(io.Discard, pr)
+	m, out, stop := startRun(t, []string{"--listen", "127.0.0.1:0", "--vms", "2", "--local-storage", "--member-listen", "host1=127.0.0.1:0", "--member-tls"},
+		regexp.MustCompile(`member host1 \(host uuid ([0-9a-f-]{36})\) at (https://127\.0\.0\.1:\d+/) \(certificate sha256 ([0-9a-f]{64})\)`))
 	pin := string(m[3])
 	var got string
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
@@ -157,39 +116,13 @@ func TestRunServesMember(t *testing.T) {
 	if master == nil || !bytes.Contains(b, []byte("<value>HOST_IS_SLAVE</value><value>"+string(master[1])+"</value>")) {
 		t.Fatalf("login on the member: %s (master %q)", b, master)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	stop()
 }
 
 func TestRunServesNBD(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--vms", "1", "--nbd", "127.0.0.1:0", "--nbd-tls"}, func(string) string { return "" }, pw)
-		pw.Close()
-	}()
-	var out []byte
-	buf := make([]byte, 256)
-	addr := ""
-	for addr == "" {
-		n, err := pr.Read(buf)
-		if err != nil {
-			t.Fatalf("output %q: %v", out, err)
-		}
-		out = append(out, buf[:n]...)
-		if m := regexp.MustCompile(`NBD server at (127\.0\.0\.1:\d+) \(TLS required`).FindSubmatch(out); m != nil {
-			addr = string(m[1])
-		}
-	}
-	go io.Copy(io.Discard, pr)
+	m, _, stop := startRun(t, []string{"--listen", "127.0.0.1:0", "--vms", "1", "--nbd", "127.0.0.1:0", "--nbd-tls"},
+		regexp.MustCompile(`NBD server at (127\.0\.0\.1:\d+) \(TLS required`))
+	addr := string(m[1])
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -203,13 +136,42 @@ func TestRunServesNBD(t *testing.T) {
 	if string(greet[:16]) != "NBDMAGICIHAVEOPT" {
 		t.Errorf("NBD greeting %q", greet)
 	}
-	cancel()
-	select {
-	case err := <-done:
+	stop()
+}
+
+// startRun runs the command with args until its output matches re, and
+// returns the match, the output so far and stop, which cancels the command
+// and fails the test unless it returns cleanly.
+func startRun(t *testing.T, args []string, re *regexp.Regexp) (match [][]byte, out []byte, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, pw)
+		pw.Close()
+	}()
+	buf := make([]byte, 512)
+	for match == nil {
+		n, err := pr.Read(buf)
 		if err != nil {
-			t.Fatal(err)
+			cancel()
+			t.Fatalf("output %q: %v", out, err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
+		out = append(out, buf[:n]...)
+		match = re.FindSubmatch(out)
+	}
+	go io.Copy(io.Discard, pr)
+	return match, out, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("run did not return after cancel")
+		}
 	}
 }
