@@ -42,26 +42,26 @@ func newMemberPool(t *testing.T) *memberPool {
 	}
 	t.Cleanup(func() { _ = ep.Close(context.Background()) })
 	p := &memberPool{srv: srv, ep: ep}
-	srv.DB.Read(func(tx *xapisim.Tx) {
-		for _, ref := range tx.All("VM") {
-			if _, rec, _ := tx.Get(ref); rec["name_label"] == "vm1" {
-				p.vm = ref
-			}
-		}
-		for _, ref := range tx.All("SR") {
-			switch _, rec, _ := tx.Get(ref); rec["name_label"] {
-			case "host1 local storage":
-				p.sr = ref
-			case "host0 local storage":
-				p.masterSR = ref
-			}
-		}
-	})
+	p.vm, p.sr, p.masterSR = p.named("VM", "vm1"), p.named("SR", "host1 local storage"), p.named("SR", "host0 local storage")
 	p.disk = p.vmDisk(t, p.vm)
 	if p.vm == "" || p.sr == "" || p.masterSR == "" {
 		t.Fatal("LocalStorage has no vm1 or no local SRs")
 	}
 	return p
+}
+
+// named returns the ref of the object of class whose name_label is name
+// ("" if none).
+func (p *memberPool) named(class, name string) string {
+	var ref string
+	p.srv.DB.Read(func(tx *xapisim.Tx) {
+		for _, r := range tx.All(class) {
+			if _, rec, _ := tx.Get(r); rec["name_label"] == name {
+				ref = r
+			}
+		}
+	})
+	return ref
 }
 
 // vmDisk returns the VDI of vm's disk VBD.
@@ -348,15 +348,7 @@ func TestTransferRedirectDowngrade(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	p := &memberPool{srv: &xapisim.Server{Simulator: sim}}
-	var vm string
-	sim.DB.Read(func(tx *xapisim.Tx) {
-		for _, ref := range tx.All("VM") {
-			if _, rec, _ := tx.Get(ref); rec["name_label"] == "vm1" {
-				vm = ref
-			}
-		}
-	})
-	disk := p.vmDisk(t, vm)
+	disk := p.vmDisk(t, p.named("VM", "vm1"))
 	_, err = c.GetExport(t.Context(), "/export_raw_vdi", url.Values{"vdi": {disk}}, "downgrade")
 	if err == nil || !errors.Is(err, xapi.ErrTransfer) || !strings.Contains(err.Error(), "from https to http://") {
 		t.Fatalf("GetExport: %v, want the redirect to http refused", err)
@@ -392,15 +384,7 @@ func TestTransferRedirectServerName(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	p := &memberPool{srv: &xapisim.Server{Simulator: sim}}
-	var vm string
-	sim.DB.Read(func(tx *xapisim.Tx) {
-		for _, ref := range tx.All("VM") {
-			if _, rec, _ := tx.Get(ref); rec["name_label"] == "vm1" {
-				vm = ref
-			}
-		}
-	})
-	disk := p.vmDisk(t, vm)
+	disk := p.vmDisk(t, p.named("VM", "vm1"))
 	b := export(t, c, "/export_raw_vdi", url.Values{"vdi": {disk}})
 	if len(b) != 1<<20 {
 		t.Fatalf("exported %d bytes", len(b))
