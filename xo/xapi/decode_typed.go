@@ -358,14 +358,8 @@ func (d *decoder) mapInto(m reflect.Value) error {
 		if err != nil || !ok {
 			return err
 		}
-		if key.Kind() == reflect.String {
-			key.SetString(name)
-		} else {
-			n, err := strconv.ParseInt(strings.TrimSpace(name), 10, t.Key().Bits())
-			if err != nil {
-				return d.s.errSyntax("bad int map key %q", name)
-			}
-			key.SetInt(n)
+		if err := d.setMapKey(key, name); err != nil {
+			return err
 		}
 		elem := reflect.New(t.Elem()).Elem()
 		if err := d.memberInto(elem); err != nil {
@@ -508,4 +502,19 @@ func stringMapInto(d *decoder, p *map[string]string, kind int, empty bool) error
 	}
 	*p = m
 	return d.endValue()
+}
+
+// setMapKey sets key, of a string or integer kind, from a member name
+// (XAPI's int-keyed maps name their keys in decimal).
+func (d *decoder) setMapKey(key reflect.Value, name string) error {
+	if key.Kind() == reflect.String {
+		key.SetString(name)
+		return nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(name), 10, key.Type().Bits())
+	if err != nil {
+		return d.s.errSyntax("bad int map key %q", name)
+	}
+	key.SetInt(n)
+	return nil
 }

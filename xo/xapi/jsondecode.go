@@ -1147,14 +1147,8 @@ func (d *decoder) jsonObjectInto(v reflect.Value) error {
 			v.Set(m)
 			return nil
 		}
-		if key.Kind() == reflect.String {
-			key.SetString(name)
-		} else {
-			n, err := strconv.ParseInt(strings.TrimSpace(name), 10, t.Key().Bits())
-			if err != nil {
-				return d.s.errSyntax("bad int map key %q", name)
-			}
-			key.SetInt(n)
+		if err := d.setMapKey(key, name); err != nil {
+			return err
 		}
 		elem := reflect.New(t.Elem()).Elem()
 		if err := d.jsonInto(elem); err != nil {
