@@ -6,15 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,74 +48,28 @@ func buildBootstrap(t *testing.T) string {
 	return bootstrapPath
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // rie is one emulator running the test bootstrap.
 type rie struct {
-	url     string // invocation URL
-	jobs    string // file the bootstrap appends jobs to
-	started time.Time
-	log     *bytes.Buffer
+	*peertest.RIEFunction
+	jobs string // file the bootstrap appends jobs to
 }
 
 // startRIE runs the emulator with the bootstrap in the given mode, on
 // loopback ports, and stops it (and the bootstrap) at the end of the test.
 func startRIE(t *testing.T, mode deploy.Mode) *rie {
 	t.Helper()
-	bin, boot := peertest.RIE(t), buildBootstrap(t)
-	port, apiPort := freePort(t), freePort(t)
-	r := &rie{
-		url:  "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations",
-		jobs: filepath.Join(t.TempDir(), "jobs"),
-		log:  &bytes.Buffer{},
-	}
-	cmd := exec.Command(bin,
-		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
-		boot)
-	cmd.Env = append(os.Environ(),
-		"XOREST_LAMBDA_MODE="+string(mode), "RIETEST_JOBS="+r.jobs,
+	jobs := filepath.Join(t.TempDir(), "jobs")
+	f := peertest.StartRIE(t, buildBootstrap(t),
+		"XOREST_LAMBDA_MODE="+string(mode), "RIETEST_JOBS="+jobs,
 		"AWS_LAMBDA_FUNCTION_NAME=xorest-rietest", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
-	cmd.Stdout, cmd.Stderr = r.log, r.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	r.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the emulator and its bootstrap
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("emulator output:\n%s", r.log)
-		}
-	})
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i == 500 {
-			t.Fatalf("the emulator does not listen on port %d: %v\n%s", port, err, r.log)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return r
+	return &rie{RIEFunction: f, jobs: jobs}
 }
 
 // invoke sends one event and returns the raw answer. Invokes must not
 // overlap: the emulator's classic mode crashes on concurrent ones.
 func (r *rie) invoke(t *testing.T, event []byte) []byte {
 	t.Helper()
-	resp, err := http.Post(r.url, "application/json", bytes.NewReader(event))
+	resp, err := http.Post(r.URL, "application/json", bytes.NewReader(event))
 	if err != nil {
 		t.Fatalf("invoke: %v", err)
 	}
@@ -149,7 +100,7 @@ func TestRIE(t *testing.T) {
 					raw := r.invoke(t, fixture(t, tc.fixture))
 					if first {
 						first = false
-						t.Logf("cold start (emulator start to first answer): %v", time.Since(r.started).Round(time.Millisecond))
+						t.Logf("cold start (emulator start to first answer): %v", time.Since(r.Started).Round(time.Millisecond))
 					}
 					tc.want.verify(t, decodeAnswer(t, raw))
 				})

@@ -7,16 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -207,7 +204,6 @@ func TestLambdaCommandOutsideLambda(t *testing.T) {
 // emulator with no command, against the simulated pool, its password read
 // from a (fake) SSM endpoint at init.
 func TestLambdaUnderRIE(t *testing.T) {
-	rie := peertest.RIE(t)
 	dir := t.TempDir()
 	boot := filepath.Join(dir, "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", boot, ".")
@@ -226,40 +222,23 @@ func TestLambdaUnderRIE(t *testing.T) {
 	ssm := httptest.NewServer(fakeAWS{params: map[string]string{"/xorest/xapi-password": m.Password}})
 	defer ssm.Close()
 
-	port, apiPort := freeTCPPort(t), freeTCPPort(t)
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/2015-03-31/functions/function/invocations"
 	// The Lambda service's front for the function's asynchronous
 	// self-invocations: it accepts them (202) and invokes the emulated
 	// function with their payload, as Lambda's event queue does.
-	fn := &emulated{url: url}
+	fn := &emulated{}
 	relay := &asyncRelay{t: t, fn: fn}
 	lambdaAPI := httptest.NewServer(relay)
 	defer lambdaAPI.Close()
 	defer relay.wg.Wait()
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(port),
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort), boot)
-	cmd.Env = append(os.Environ(),
+	f := peertest.StartRIE(t, boot,
 		"XOREST_XAPI="+strings.TrimSuffix(simURL, "/"), "XOREST_XAPI_USER=root",
 		"XOREST_XAPI_PASSWORD=", "XOREST_XAPI_PASSWORD_SECRET=", "XOREST_XAPI_PASSWORD_SSM=/xorest/xapi-password",
 		"XOREST_TOKEN_STORE=file:"+filepath.Join(dir, "tokens.json"), "XOREST_LAMBDA_MODE=auto",
 		"AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret", "AWS_SESSION_TOKEN=",
 		"AWS_ENDPOINT_URL_SSM="+ssm.URL, "AWS_ENDPOINT_URL_LAMBDA="+lambdaAPI.URL, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
 		"AWS_LAMBDA_FUNCTION_NAME=xorest", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	started := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("emulator output:\n%s", log.String())
-		}
-	}()
-	waitListening(t, port)
+	fn.url = f.URL
+	started := f.Started
 
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("root:"+m.Password))
 	tests := []struct {
@@ -446,31 +425,6 @@ func v1Event(method, path, authorization string) map[string]any {
 	h := map[string][]string{"Host": {"abc123.execute-api.eu-west-1.amazonaws.com"}, "Authorization": {authorization}}
 	return map[string]any{"resource": "/{proxy+}", "path": path, "httpMethod": method, "multiValueHeaders": h,
 		"requestContext": map[string]any{"stage": "prod", "httpMethod": method, "identity": map[string]any{"sourceIp": "203.0.113.7"}}}
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitListening(t *testing.T, port int) {
-	t.Helper()
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if i == 500 {
-			t.Fatalf("nothing listens on port %d: %v", port, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestJobBoundsAgree(t *testing.T) {
