@@ -322,8 +322,8 @@ type actionJob struct {
 }
 
 // runActionJob runs an action: the object and the arguments are looked up
-// and validated again, in the pool as it is now.
-func runActionJob(ctx context.Context, s *server, _ *xo.Pool, j *job) (any, error) {
+// and validated again, in the pool as runJob caught it up.
+func runActionJob(ctx context.Context, s *server, pool *xo.Pool, j *job) (any, error) {
 	var p actionJob
 	if err := json.Unmarshal(j.Params, &p); err != nil {
 		return nil, fmt.Errorf("decoding an action job: %w", err)
@@ -332,9 +332,14 @@ func runActionJob(ctx context.Context, s *server, _ *xo.Pool, j *job) (any, erro
 	if !ok {
 		return nil, fmt.Errorf("no action %s of the %s", p.Action, p.Collection)
 	}
-	obj, pool, ref, err := s.target(ctx, c.kind, p.Object)
+	// The pool caught up when runJob looked it up: no second round trip.
+	obj, err := pool.Object(c.kind, p.Object)
 	if err != nil {
 		return nil, err
+	}
+	ref, ok := pool.Ref(idString(obj["id"]))
+	if !ok {
+		return nil, NotFound(c.kind, p.Object)
 	}
 	args, refs, err := validateArgs(act, pool, p.Args)
 	if err != nil {
